@@ -1,0 +1,253 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the whole configuration. Every field has a default (Default);
+// a file only needs the keys it changes.
+type Config struct {
+	Hostname    string `toml:"hostname" comment:"Name this server uses for itself: in greetings, Received headers and the generated certificate."`
+	DataDir     string `toml:"data_dir" comment:"Where everything lives: posta.db, message bodies, file trees, keys and certificates.\nA relative path is taken from the directory of this file (or the working directory without one)."`
+	BindAddress string `toml:"bind_address" comment:"Address every listener binds to; empty means all interfaces (IPv4 and IPv6)."`
+	PortOffset  int    `toml:"port_offset" comment:"Added to every port below, so 10000 runs SMTP on 10025, IMAP on 10143 and so on (the serve flag --port-offset overrides it)."`
+	// AllowPlaintextAuth permits passwords on connections without TLS.
+	AllowPlaintextAuth bool `toml:"allow_plaintext_auth" comment:"Accept passwords on connections that are not encrypted (USER/PASS, LOGIN, AUTH PLAIN before STARTTLS).\nNever needed with modern clients; leave it off."`
+
+	Log      Log      `toml:"log" comment:"Logging goes to standard error."`
+	TLS      TLS      `toml:"tls" comment:"Certificate for every TLS listener. Without files, a self-signed certificate is generated once in <data_dir>/tls."`
+	Guard    Guard    `toml:"guard" comment:"Connection caps and protection against password guessing, shared by every protocol."`
+	Shutdown Shutdown `toml:"shutdown"`
+
+	SMTP SMTP `toml:"smtp" comment:"Mail in (MX, port 25) and out from your users (submission 587 with STARTTLS, 465 with implicit TLS).\nA port set to 0 turns that one listener off."`
+	POP3 POP3 `toml:"pop3" comment:"Mail download (RFC 1939). Port 0 turns a listener off; enabled = false turns the protocol off."`
+	IMAP IMAP `toml:"imap" comment:"Mail kept on the server in folders (RFC 9051 and RFC 3501)."`
+	FTP  FTP  `toml:"ftp" comment:"File transfer (RFC 959) with FTPS (RFC 4217)."`
+	SFTP SFTP `toml:"sftp" comment:"SFTP over SSH, on the same file trees as FTP."`
+
+	// EphemeralPorts makes every enabled listener bind port 0 (a free port
+	// chosen by the kernel). Tests use it; it cannot be set from a file.
+	EphemeralPorts bool `toml:"-"`
+	// file is the path Load read, for messages.
+	file string `toml:"-"`
+}
+
+// Log settings.
+type Log struct {
+	Level  string `toml:"level" comment:"debug, info, warn or error."`
+	Format string `toml:"format" comment:"text or json."`
+}
+
+// TLS settings.
+type TLS struct {
+	CertFile string `toml:"cert_file" comment:"PEM certificate chain (e.g. from certbot: fullchain.pem). Reloaded when the file changes."`
+	KeyFile  string `toml:"key_file" comment:"PEM private key for cert_file."`
+}
+
+// Guard settings; see internal/guard.
+type Guard struct {
+	MaxConnsPerIP  int      `toml:"max_conns_per_ip" comment:"Concurrent connections from one IP address (an IPv6 /64 counts as one)."`
+	MaxConns       int      `toml:"max_conns" comment:"Concurrent connections in total, all protocols together."`
+	FailDelay      Duration `toml:"fail_delay" comment:"Wait before answering a failed login; doubles with each further failure from the same address."`
+	MaxFailDelay   Duration `toml:"max_fail_delay" comment:"Cap on that wait."`
+	BanAfter       int      `toml:"ban_after" comment:"Failed logins within ban_window that ban the address."`
+	BanWindow      Duration `toml:"ban_window"`
+	BanDuration    Duration `toml:"ban_duration" comment:"How long a ban lasts."`
+	ExemptLoopback bool     `toml:"exempt_loopback" comment:"Never delay, ban or cap connections from 127.0.0.0/8 and ::1 (webmail or a proxy on this host)."`
+}
+
+// Shutdown settings.
+type Shutdown struct {
+	Grace Duration `toml:"grace" comment:"On SIGINT/SIGTERM: how long busy sessions may take to finish before they are cut."`
+}
+
+// SMTP settings.
+type SMTP struct {
+	Enabled         bool `toml:"enabled"`
+	Port            int  `toml:"port" comment:"MX: mail from other servers to your domains."`
+	SubmissionPort  int  `toml:"submission_port" comment:"Submission with STARTTLS (RFC 6409)."`
+	SubmissionsPort int  `toml:"submissions_port" comment:"Submission with implicit TLS (RFC 8314)."`
+}
+
+// POP3 settings.
+type POP3 struct {
+	Enabled bool `toml:"enabled"`
+	Port    int  `toml:"port" comment:"POP3 with STLS."`
+	TLSPort int  `toml:"tls_port" comment:"POP3 with implicit TLS."`
+}
+
+// IMAP settings.
+type IMAP struct {
+	Enabled bool `toml:"enabled"`
+	Port    int  `toml:"port" comment:"IMAP with STARTTLS."`
+	TLSPort int  `toml:"tls_port" comment:"IMAP with implicit TLS."`
+}
+
+// FTP settings.
+type FTP struct {
+	Enabled bool `toml:"enabled"`
+	Port    int  `toml:"port" comment:"FTP with AUTH TLS."`
+	TLSPort int  `toml:"tls_port" comment:"FTPS with implicit TLS."`
+}
+
+// SFTP settings.
+type SFTP struct {
+	Enabled bool `toml:"enabled"`
+	Port    int  `toml:"port" comment:"SSH for SFTP only (22 usually belongs to the system's sshd)."`
+}
+
+// DefaultDataDir is the data directory when neither the file nor a flag sets one.
+const DefaultDataDir = "./posta-data"
+
+// Default returns the embedded default configuration: every key set.
+func Default() *Config {
+	host, err := os.Hostname()
+	if err != nil || !validHostname(host) {
+		host = "localhost"
+	}
+	return &Config{
+		Hostname: strings.ToLower(host),
+		DataDir:  DefaultDataDir,
+		Log:      Log{Level: "info", Format: "text"},
+		Guard: Guard{
+			MaxConnsPerIP: 50,
+			MaxConns:      5000,
+			FailDelay:     Duration(500 * 1e6),
+			MaxFailDelay:  Duration(15 * 1e9),
+			BanAfter:      10,
+			BanWindow:     Duration(10 * 60 * 1e9),
+			BanDuration:   Duration(30 * 60 * 1e9),
+		},
+		Shutdown: Shutdown{Grace: Duration(10 * 1e9)},
+		SMTP:     SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465},
+		POP3:     POP3{Enabled: true, Port: 110, TLSPort: 995},
+		IMAP:     IMAP{Enabled: true, Port: 143, TLSPort: 993},
+		FTP:      FTP{Enabled: true, Port: 21, TLSPort: 990},
+		SFTP:     SFTP{Enabled: true, Port: 2022},
+	}
+}
+
+// Load reads a TOML file over the defaults and validates the result. An
+// empty path returns the validated defaults. Unknown keys are errors, so a
+// typo never silently leaves a default in force.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path == "" {
+		return c, c.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.decode(b); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.file = path
+	if !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) decode(b []byte) error {
+	d := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	err := d.Decode(c)
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		keys := make([]string, 0, len(strict.Errors))
+		for _, e := range strict.Errors {
+			keys = append(keys, strings.Join(e.Key(), "."))
+		}
+		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Errorf("%s (line %d, column %d): %s", strings.Join(k, "."), row, col, de.Error())
+		}
+		return fmt.Errorf("line %d, column %d: %s", row, col, de.Error())
+	}
+	return err
+}
+
+// File is the path the configuration was loaded from, or "" for the defaults.
+func (c *Config) File() string { return c.file }
+
+// Listener is one socket a protocol serves, with the config key that sets its port.
+type Listener struct {
+	Name        string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "ftp", "ftps", "sftp"
+	Protocol    string // "smtp", "pop3", "imap", "ftp", "sftp"
+	Key         string // config key of the port, e.g. "smtp.submission_port"
+	Port        int    // configured port before the offset; 0 = off
+	ImplicitTLS bool
+}
+
+// Listeners returns every listener of every enabled protocol whose port is
+// not 0, in a fixed order.
+func (c *Config) Listeners() []Listener {
+	var out []Listener
+	for _, l := range c.allListeners() {
+		if l.enabled && l.Port != 0 {
+			out = append(out, l.Listener)
+		}
+	}
+	return out
+}
+
+type listenerSetting struct {
+	Listener
+	enabled bool
+}
+
+// allListeners is the one table of listeners and the keys that set them.
+func (c *Config) allListeners() []listenerSetting {
+	l := func(enabled bool, proto, name, key string, port int, tls bool) listenerSetting {
+		return listenerSetting{Listener{Name: name, Protocol: proto, Key: key, Port: port, ImplicitTLS: tls}, enabled}
+	}
+	return []listenerSetting{
+		l(c.SMTP.Enabled, "smtp", "smtp", "smtp.port", c.SMTP.Port, false),
+		l(c.SMTP.Enabled, "smtp", "submission", "smtp.submission_port", c.SMTP.SubmissionPort, false),
+		l(c.SMTP.Enabled, "smtp", "submissions", "smtp.submissions_port", c.SMTP.SubmissionsPort, true),
+		l(c.POP3.Enabled, "pop3", "pop3", "pop3.port", c.POP3.Port, false),
+		l(c.POP3.Enabled, "pop3", "pop3s", "pop3.tls_port", c.POP3.TLSPort, true),
+		l(c.IMAP.Enabled, "imap", "imap", "imap.port", c.IMAP.Port, false),
+		l(c.IMAP.Enabled, "imap", "imaps", "imap.tls_port", c.IMAP.TLSPort, true),
+		l(c.FTP.Enabled, "ftp", "ftp", "ftp.port", c.FTP.Port, false),
+		l(c.FTP.Enabled, "ftp", "ftps", "ftp.tls_port", c.FTP.TLSPort, true),
+		l(c.SFTP.Enabled, "sftp", "sftp", "sftp.port", c.SFTP.Port, false),
+	}
+}
+
+// Addr is the host:port a listener binds, with the offset applied.
+func (c *Config) Addr(l Listener) string {
+	port := l.Port + c.PortOffset
+	if c.EphemeralPorts {
+		port = 0
+	}
+	return net.JoinHostPort(c.BindAddress, fmt.Sprint(port))
+}
+
+// Marshal renders the configuration as commented TOML: `posta init` writes
+// Default() through it, so the file shows every key with its default.
+func (c *Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# Posta configuration. Every key is shown with its default; delete what you do not change.\n")
+	buf.WriteString("# Use it with: posta serve --config FILE\n\n")
+	enc := toml.NewEncoder(&buf).SetIndentTables(true)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}

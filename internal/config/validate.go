@@ -1,0 +1,110 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Validate checks every key; each error names the key and what is wrong.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if !validHostname(c.Hostname) {
+		bad("hostname", "%q is not a valid host name (letters, digits, hyphens and dots)", c.Hostname)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if c.BindAddress != "" {
+		if _, err := netip.ParseAddr(c.BindAddress); err != nil {
+			bad("bind_address", "%q is not an IP address", c.BindAddress)
+		}
+	}
+	if c.PortOffset < 0 || c.PortOffset > 65535 {
+		bad("port_offset", "%d is out of range 0-65535", c.PortOffset)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file must be set together")
+	}
+
+	positive := func(key string, v int) {
+		if v <= 0 {
+			bad(key, "must be at least 1 (got %d)", v)
+		}
+	}
+	positiveD := func(key string, v Duration) {
+		if v <= 0 {
+			bad(key, "must be a positive duration (got %s)", v.D())
+		}
+	}
+	g := c.Guard
+	positive("guard.max_conns_per_ip", g.MaxConnsPerIP)
+	positive("guard.max_conns", g.MaxConns)
+	positive("guard.ban_after", g.BanAfter)
+	positiveD("guard.fail_delay", g.FailDelay)
+	positiveD("guard.max_fail_delay", g.MaxFailDelay)
+	positiveD("guard.ban_window", g.BanWindow)
+	positiveD("guard.ban_duration", g.BanDuration)
+	if g.MaxFailDelay < g.FailDelay {
+		bad("guard.max_fail_delay", "%s is less than guard.fail_delay %s", g.MaxFailDelay.D(), g.FailDelay.D())
+	}
+	if g.MaxConnsPerIP > g.MaxConns {
+		bad("guard.max_conns_per_ip", "%d is more than guard.max_conns %d", g.MaxConnsPerIP, g.MaxConns)
+	}
+	positiveD("shutdown.grace", c.Shutdown.Grace)
+
+	seen := map[int]string{}
+	for _, l := range c.allListeners() {
+		if l.Port < 0 || l.Port > 65535 {
+			bad(l.Key, "%d is out of range 0-65535 (0 turns the listener off)", l.Port)
+			continue
+		}
+		if l.Port == 0 {
+			continue
+		}
+		if p := l.Port + c.PortOffset; p > 65535 {
+			bad(l.Key, "%d plus port_offset %d is above 65535", l.Port, c.PortOffset)
+		}
+		if other, dup := seen[l.Port]; dup {
+			bad(l.Key, "port %d is also used by %s", l.Port, other)
+		}
+		seen[l.Port] = l.Key
+	}
+	return errors.Join(errs...)
+}
+
+// validHostname accepts an RFC 1123 host name (labels of letters, digits and
+// hyphens, 1-63 octets, 253 in all) or an IP literal.
+func validHostname(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
