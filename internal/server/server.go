@@ -1,0 +1,252 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"posta/internal/config"
+	"posta/internal/database"
+	"posta/internal/directory"
+	"posta/internal/guard"
+	"posta/internal/tlsconf"
+)
+
+// Protocol is one protocol server on one listener. Serve blocks until
+// Shutdown or Close and then returns nil. Shutdown stops accepting, lets
+// sessions finish until ctx is done, then cuts them; Close cuts at once.
+type Protocol interface {
+	Serve(l net.Listener) error
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// Builder makes the protocol server for one listener.
+type Builder func(s *Server, l config.Listener) (Protocol, error)
+
+// builders holds the protocol servers that exist, by config.Listener.Protocol.
+// A protocol without a builder opens no listener.
+var builders = map[string]Builder{}
+
+// Server is a running Posta: shared services plus the bound listeners.
+type Server struct {
+	Config    *config.Config
+	Log       *slog.Logger
+	DB        *sql.DB
+	Directory *directory.Directory
+	TLS       *tlsconf.Manager
+	Guard     *guard.Guard
+
+	builders map[string]Builder
+
+	mu      sync.Mutex
+	running []*running
+	serveWG sync.WaitGroup
+}
+
+type running struct {
+	config.Listener
+	ln    net.Listener
+	proto Protocol
+}
+
+// Option changes how New builds a Server.
+type Option func(*Server)
+
+// WithProtocol serves proto's listeners with b, replacing any built-in
+// builder. Tests use it to run a stand-in protocol.
+func WithProtocol(proto string, b Builder) Option {
+	return func(s *Server) { s.builders[proto] = b }
+}
+
+// New opens the data directory and the shared services. It binds nothing;
+// Start does.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Config: cfg, Log: log, builders: map[string]Builder{}}
+	for k, b := range builders {
+		s.builders[k] = b
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = dataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	if s.DB, err = database.Open(dataDir); err != nil {
+		return nil, err
+	}
+	if s.Directory, err = directory.Open(ctx, s.DB); err != nil {
+		s.DB.Close()
+		return nil, err
+	}
+	s.TLS, err = tlsconf.Load(tlsconf.Options{
+		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+		Dir: filepath.Join(dataDir, "tls"), Hostname: cfg.Hostname, Logger: log,
+	})
+	if err != nil {
+		s.DB.Close()
+		return nil, err
+	}
+	g := cfg.Guard
+	s.Guard = guard.New(guard.Limits{
+		MaxConnsPerIP: g.MaxConnsPerIP, MaxConns: g.MaxConns,
+		FailDelay: g.FailDelay.D(), MaxFailDelay: g.MaxFailDelay.D(),
+		BanAfter: g.BanAfter, BanWindow: g.BanWindow.D(), BanDuration: g.BanDuration.D(),
+		ExemptLoopback: g.ExemptLoopback,
+	}, guard.WithLogger(log))
+	return s, nil
+}
+
+// Start binds every listener that has a protocol server and starts serving.
+// If any bind fails, nothing stays open and the error names the port and the
+// setting that moves it.
+func (s *Server) Start() error {
+	var started []*running
+	fail := func(err error) error {
+		for _, r := range started {
+			r.ln.Close()
+			r.proto.Close()
+		}
+		return err
+	}
+	for _, l := range s.Config.Listeners() {
+		b, ok := s.builders[l.Protocol]
+		if !ok {
+			continue
+		}
+		addr := s.Config.Addr(l)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(s.bindError(l, err))
+		}
+		proto, err := b(s, l)
+		if err != nil {
+			ln.Close()
+			return fail(fmt.Errorf("%s: %w", l.Name, err))
+		}
+		started = append(started, &running{Listener: l, ln: ln, proto: proto})
+	}
+	s.mu.Lock()
+	s.running = started
+	s.mu.Unlock()
+	for _, r := range started {
+		s.serveWG.Add(1)
+		go func() {
+			defer s.serveWG.Done()
+			if err := r.proto.Serve(r.ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.Log.Error("listener stopped", "listener", r.Name, "addr", r.ln.Addr().String(), "err", err)
+			}
+		}()
+		s.Log.Info("listening", "listener", r.Name, "addr", r.ln.Addr().String())
+	}
+	return nil
+}
+
+// bindError turns a failed listen into one line a user can act on.
+func (s *Server) bindError(l config.Listener, err error) error {
+	port := l.Port + s.Config.PortOffset
+	setting := fmt.Sprintf("%s = %d", l.Key, l.Port)
+	if s.Config.PortOffset != 0 {
+		setting += fmt.Sprintf(" plus port_offset %d", s.Config.PortOffset)
+	}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("cannot listen on port %d for %s (%s): the port is already in use; stop what uses it, or change %s or use --port-offset",
+			port, l.Name, setting, l.Key)
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("cannot listen on port %d for %s (%s): ports below 1024 need root or CAP_NET_BIND_SERVICE; run with --port-offset 10000 or change %s",
+			port, l.Name, setting, l.Key)
+	default:
+		return fmt.Errorf("cannot listen on port %d for %s (%s): %v; change %s or bind_address",
+			port, l.Name, setting, err, l.Key)
+	}
+}
+
+// Bound describes one open listener.
+type Bound struct {
+	config.Listener
+	Addr net.Addr
+}
+
+// Listening returns the open listeners in config order.
+func (s *Server) Listening() []Bound {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Bound, 0, len(s.running))
+	for _, r := range s.running {
+		out = append(out, Bound{Listener: r.Listener, Addr: r.ln.Addr()})
+	}
+	return out
+}
+
+// Addr returns the address of the named listener ("imaps", "smtp", ...) or nil.
+func (s *Server) Addr(name string) net.Addr {
+	for _, b := range s.Listening() {
+		if b.Name == name {
+			return b.Addr
+		}
+	}
+	return nil
+}
+
+// Shutdown stops every protocol server: each stops accepting and says
+// goodbye to idle sessions at once, busy sessions get until ctx is done, and
+// then everything left is cut. The database is closed last, after every
+// session that could write has ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	rs := s.running
+	s.running = nil
+	s.mu.Unlock()
+
+	// Stop accepting first, whatever state each protocol's Serve is in (it
+	// may not even have started): the listeners are ours.
+	for _, r := range rs {
+		r.ln.Close()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.proto.Shutdown(ctx); err != nil {
+				r.proto.Close()
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					errs[i] = fmt.Errorf("%s: %w", r.Name, err)
+				} else {
+					s.Log.Warn("sessions cut at shutdown deadline", "listener", r.Name)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.serveWG.Wait()
+	if err := s.DB.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("database: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Close cuts every session at once and closes the database: for a Server
+// whose Start failed, or tests.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return s.Shutdown(ctx)
+}
