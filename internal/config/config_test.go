@@ -127,7 +127,7 @@ func TestSizeAndDuration(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "abc", "-1", "5 parsecs", "1e30"} {
+	for _, in := range []string{"", "abc", "-1", "5 parsecs", "1e30", "nan", "NaN KiB", "inf", "+Inf"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) accepted", in)
 		}

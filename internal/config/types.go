@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ func ParseSize(s string) (Size, error) {
 			continue
 		}
 		f, err := strconv.ParseFloat(num, 64)
-		if err != nil || f < 0 {
+		if err != nil || !(f >= 0) || math.IsInf(f, 0) { // !(f >= 0) also catches NaN
 			continue
 		}
 		v := f * float64(u.mult)

@@ -1,0 +1,174 @@
+// Package postatest starts a whole Posta in-process for end-to-end tests:
+// every enabled listener on an ephemeral 127.0.0.1 port, a temporary data
+// directory, a domain with users, and a CA pool that trusts the generated
+// certificate. Every protocol's end-to-end tests use it.
+package postatest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"posta/internal/config"
+	"posta/internal/directory"
+	"posta/internal/server"
+	"posta/internal/tlsconf"
+)
+
+// Domain is the local domain every Instance has.
+const Domain = "example.test"
+
+// Users are the accounts every Instance has, address to password.
+var Users = map[string]string{
+	"alice@example.test": "alice-password",
+	"bob@example.test":   "bob-password",
+}
+
+// Instance is a running Posta.
+type Instance struct {
+	*server.Server
+	DataDir string
+	// CAs trusts the instance's certificate.
+	CAs *x509.CertPool
+}
+
+// Option adjusts an Instance before it starts.
+type Option func(*options)
+
+type options struct {
+	cfg     []func(*config.Config)
+	srv     []server.Option
+	log     bool
+	noStart bool
+	noUsers bool
+	dataDir string
+}
+
+// WithConfig changes the configuration before start (ports are ephemeral
+// whatever it sets).
+func WithConfig(f func(*config.Config)) Option { return func(o *options) { o.cfg = append(o.cfg, f) } }
+
+// WithServerOption passes an option to server.New.
+func WithServerOption(so server.Option) Option { return func(o *options) { o.srv = append(o.srv, so) } }
+
+// WithDataDir reuses a data directory, e.g. to restart over the same data.
+func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
+
+// WithoutUsers skips creating Domain and Users (e.g. on a restart).
+func WithoutUsers() Option { return func(o *options) { o.noUsers = true } }
+
+// Start runs a Posta until the test ends. Logs go to the test log when
+// POSTA_TEST_LOG is set, so a failing run can be read.
+func Start(t testing.TB, opts ...Option) *Instance {
+	t.Helper()
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	cfg := config.Default()
+	cfg.Hostname = "mail.example.test"
+	cfg.DataDir = o.dataDir
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	// Failed-login delays would only slow tests that fail logins on purpose;
+	// tests of throttling set their own.
+	cfg.Guard.FailDelay = config.Duration(time.Millisecond)
+	cfg.Guard.MaxFailDelay = config.Duration(10 * time.Millisecond)
+	cfg.Shutdown.Grace = config.Duration(5 * time.Second)
+	for _, f := range o.cfg {
+		f(cfg)
+	}
+	cfg.BindAddress = "127.0.0.1"
+	cfg.EphemeralPorts = true
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("postatest: config: %v", err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("POSTA_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx := context.Background()
+	s, err := server.New(ctx, cfg, log, o.srv...)
+	if err != nil {
+		t.Fatalf("postatest: new: %v", err)
+	}
+	if !o.noUsers {
+		if err := s.Directory.AddDomain(ctx, Domain); err != nil {
+			s.Close()
+			t.Fatalf("postatest: %v", err)
+		}
+		for addr, pw := range Users {
+			if err := s.Directory.AddAccount(ctx, addr, pw, directoryOptions()); err != nil {
+				s.Close()
+				t.Fatalf("postatest: %v", err)
+			}
+		}
+	}
+	if err := s.Start(); err != nil {
+		s.Close()
+		t.Fatalf("postatest: start: %v", err)
+	}
+	in := &Instance{Server: s, DataDir: cfg.DataDir, CAs: s.TLS.CertPool()}
+	t.Cleanup(func() { in.Stop(t) })
+	return in
+}
+
+// Stop shuts the instance down gracefully (Start registers it as cleanup; a
+// second call does nothing).
+func (in *Instance) Stop(t testing.TB) {
+	t.Helper()
+	if in.Server == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Server.Shutdown(ctx); err != nil {
+		t.Errorf("postatest: shutdown: %v", err)
+	}
+	in.Server = nil
+}
+
+// Addr returns host:port of a listener ("smtp", "imaps", ...); the test
+// fails if it is not listening.
+func (in *Instance) Addr(t testing.TB, name string) string {
+	t.Helper()
+	if in.Server.Addr(name) == nil {
+		t.Fatalf("postatest: listener %s is not open", name)
+	}
+	return in.Server.Addr(name).String()
+}
+
+// Port returns the port of a listener.
+func (in *Instance) Port(t testing.TB, name string) int {
+	t.Helper()
+	in.Addr(t, name)
+	return in.Server.Addr(name).(*net.TCPAddr).Port
+}
+
+// ClientTLS is a client configuration that trusts the instance's certificate
+// for the name "localhost".
+func (in *Instance) ClientTLS() *tls.Config {
+	return &tls.Config{RootCAs: in.CAs, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+}
+
+// CertFile is the path of the served certificate in PEM, for clients such as
+// curl (--cacert) and Python (cafile).
+func (in *Instance) CertFile() string {
+	return filepath.Join(in.DataDir, "tls", tlsconf.CertFileName)
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+func directoryOptions() directory.AccountOptions { return directory.AccountOptions{} }
