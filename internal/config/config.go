@@ -75,6 +75,20 @@ type SMTP struct {
 	Port            int  `toml:"port" comment:"MX: mail from other servers to your domains."`
 	SubmissionPort  int  `toml:"submission_port" comment:"Submission with STARTTLS (RFC 6409)."`
 	SubmissionsPort int  `toml:"submissions_port" comment:"Submission with implicit TLS (RFC 8314)."`
+	// SenderMustOwn limits MAIL FROM of an authenticated session to the
+	// account's own address and the aliases that reach it.
+	SenderMustOwn bool       `toml:"sender_must_own" comment:"An authenticated sender may only use its own address, its +detail forms, and aliases that deliver to it in MAIL FROM."`
+	Limits        SMTPLimits `toml:"limits"`
+}
+
+// SMTPLimits bound every SMTP session; none of them may be zero.
+type SMTPLimits struct {
+	MaxMessageSize Size     `toml:"max_message_size" comment:"Largest message accepted (advertised with SIZE, RFC 1870)."`
+	MaxRecipients  int      `toml:"max_recipients" comment:"Recipients per message (RFC 5321 4.5.3.1.8 requires at least 100)."`
+	MaxLineLength  int      `toml:"max_line_length" comment:"Longest command line in octets (RFC 5321 4.5.3.1.4 requires at least 512)."`
+	CommandTimeout Duration `toml:"command_timeout" comment:"Idle time allowed between commands (RFC 5321 4.5.3.2.7 suggests 5 minutes)."`
+	DataTimeout    Duration `toml:"data_timeout" comment:"Time allowed for the whole message data after DATA or BDAT."`
+	MaxErrors      int      `toml:"max_errors" comment:"Failed commands after which the session is closed."`
 }
 
 // POP3 settings.
@@ -127,11 +141,19 @@ func Default() *Config {
 			BanDuration:   Duration(30 * 60 * 1e9),
 		},
 		Shutdown: Shutdown{Grace: Duration(10 * 1e9)},
-		SMTP:     SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465},
-		POP3:     POP3{Enabled: true, Port: 110, TLSPort: 995},
-		IMAP:     IMAP{Enabled: true, Port: 143, TLSPort: 993},
-		FTP:      FTP{Enabled: true, Port: 21, TLSPort: 990},
-		SFTP:     SFTP{Enabled: true, Port: 2022},
+		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true,
+			Limits: SMTPLimits{
+				MaxMessageSize: 50 << 20,
+				MaxRecipients:  100,
+				MaxLineLength:  2000,
+				CommandTimeout: Duration(5 * 60 * 1e9),
+				DataTimeout:    Duration(10 * 60 * 1e9),
+				MaxErrors:      20,
+			}},
+		POP3: POP3{Enabled: true, Port: 110, TLSPort: 995},
+		IMAP: IMAP{Enabled: true, Port: 143, TLSPort: 993},
+		FTP:  FTP{Enabled: true, Port: 21, TLSPort: 990},
+		SFTP: SFTP{Enabled: true, Port: 2022},
 	}
 }
 

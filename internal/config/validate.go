@@ -66,6 +66,19 @@ func (c *Config) Validate() error {
 		bad("guard.max_conns_per_ip", "%d is more than guard.max_conns %d", g.MaxConnsPerIP, g.MaxConns)
 	}
 	positiveD("shutdown.grace", c.Shutdown.Grace)
+	sl := c.SMTP.Limits
+	if sl.MaxMessageSize < 1024 {
+		bad("smtp.limits.max_message_size", "%s is below 1KiB", sl.MaxMessageSize)
+	}
+	if sl.MaxRecipients < 1 {
+		bad("smtp.limits.max_recipients", "must be at least 1 (got %d)", sl.MaxRecipients)
+	}
+	if sl.MaxLineLength < 512 {
+		bad("smtp.limits.max_line_length", "must be at least 512 (RFC 5321 4.5.3.1.4; got %d)", sl.MaxLineLength)
+	}
+	positiveD("smtp.limits.command_timeout", sl.CommandTimeout)
+	positiveD("smtp.limits.data_timeout", sl.DataTimeout)
+	positive("smtp.limits.max_errors", sl.MaxErrors)
 
 	seen := map[int]string{}
 	for _, l := range c.allListeners() {
