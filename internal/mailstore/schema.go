@@ -1,0 +1,49 @@
+package mailstore
+
+// migrations are append-only (see database.Migrate). The SQL stays portable
+// (no WITHOUT ROWID, no SQLite-only functions) so the same schema can run on
+// PostgreSQL.
+var migrations = []string{
+	`CREATE TABLE mail_accounts (
+		account         TEXT PRIMARY KEY,
+		modseq          INTEGER NOT NULL,
+		uidvalidity_next INTEGER NOT NULL,
+		used_bytes      INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE mailboxes (
+		id            INTEGER PRIMARY KEY,
+		account       TEXT NOT NULL,
+		name          TEXT NOT NULL,
+		uidvalidity   INTEGER NOT NULL,
+		uidnext       INTEGER NOT NULL,
+		highestmodseq INTEGER NOT NULL,
+		messages      INTEGER NOT NULL DEFAULT 0,
+		unseen        INTEGER NOT NULL DEFAULT 0,
+		size          INTEGER NOT NULL DEFAULT 0,
+		subscribed    INTEGER NOT NULL DEFAULT 0,
+		special_use   TEXT NOT NULL DEFAULT '',
+		UNIQUE (account, name)
+	);
+	CREATE TABLE messages (
+		mailbox_id    INTEGER NOT NULL,
+		uid           INTEGER NOT NULL,
+		modseq        INTEGER NOT NULL,
+		blob          TEXT NOT NULL,
+		size          INTEGER NOT NULL,
+		internal_date INTEGER NOT NULL,
+		date_offset   INTEGER NOT NULL,
+		flags         INTEGER NOT NULL,
+		keywords      TEXT NOT NULL DEFAULT '',
+		structure     BLOB,
+		PRIMARY KEY (mailbox_id, uid)
+	);
+	CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+	CREATE INDEX messages_blob ON messages (blob);
+	CREATE TABLE tombstones (
+		mailbox_id INTEGER NOT NULL,
+		uid        INTEGER NOT NULL,
+		modseq     INTEGER NOT NULL,
+		PRIMARY KEY (mailbox_id, uid)
+	);
+	CREATE INDEX tombstones_modseq ON tombstones (mailbox_id, modseq);`,
+}

@@ -1,0 +1,259 @@
+package mailstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"posta/internal/blob"
+	"posta/internal/database"
+)
+
+// Errors callers map to protocol replies with errors.Is.
+var (
+	ErrNoMailbox     = errors.New("no such mailbox")
+	ErrMailboxExists = errors.New("mailbox already exists")
+	ErrHasChildren   = errors.New("mailbox has inferior mailboxes")
+	ErrInbox         = errors.New("INBOX cannot be deleted")
+	ErrBadName       = errors.New("bad mailbox name")
+	ErrNoAccount     = errors.New("no such mail account")
+	ErrClosed        = errors.New("mail store closed")
+	ErrNoMessage     = errors.New("no such message")
+)
+
+// Store is the mail store of one data directory.
+type Store struct {
+	db    *sql.DB
+	blobs *blob.Store
+	log   *slog.Logger
+	feed  *feed
+	now   func() time.Time
+
+	// commits counts transactions (metrics; tests check group commit).
+	commits atomic.Int64
+	// beforeCommit, when set by a test, runs on the writer before each batch.
+	beforeCommit func()
+
+	ops      chan *op
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// maxBatch bounds how many waiting changes one transaction takes; the
+// channel's capacity bounds how many wait (callers block beyond it, which is
+// back-pressure, not loss).
+const (
+	maxBatch = 256
+	opQueue  = 1024
+)
+
+// Open prepares the mail tables in db and the bodies under dataDir/blobs,
+// and starts the writer.
+func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := database.Migrate(ctx, db, "mailstore", migrations); err != nil {
+		return nil, err
+	}
+	bs, err := blob.Open(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, blobs: bs, log: log, feed: newFeed(), now: time.Now,
+		ops: make(chan *op, opQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.writer()
+	return s, nil
+}
+
+// Close lets the writer finish the changes already queued, then stops it.
+// The database is the caller's to close, after this.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+// Blobs is the body store; delivery writes bodies into it before Deliver.
+func (s *Store) Blobs() *blob.Store { return s.blobs }
+
+// OpenBody opens a message body for reading.
+func (s *Store) OpenBody(id blob.ID) (*os.File, error) { return s.blobs.Open(id) }
+
+// op is one change for the writer: fn runs inside the shared transaction
+// (under its own savepoint, so one failing change does not fail the others);
+// after runs once the transaction is durable.
+type op struct {
+	ctx   context.Context
+	fn    func(tx *sql.Tx) error
+	after []func()
+	dirs  []string
+	err   error
+	done  chan struct{}
+}
+
+// write queues fn and waits until it is committed (or failed). dirs are
+// blob directories whose renames must be synced before the commit.
+func (s *Store) write(ctx context.Context, dirs []string, fn func(tx *sql.Tx, o *op) error) error {
+	o := &op{ctx: ctx, dirs: dirs, done: make(chan struct{})}
+	o.fn = func(tx *sql.Tx) error { return fn(tx, o) }
+	select {
+	case s.ops <- o:
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the change is committed or failed whatever the caller's
+	// context does: waiting for the outcome is the only way to report it.
+	<-o.done
+	return o.err
+}
+
+// writer is the single goroutine that commits changes: it takes what is
+// waiting (up to maxBatch), syncs the blob directories once, runs every
+// change in one transaction, commits once, then answers each.
+func (s *Store) writer() {
+	defer close(s.done)
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.stop:
+			// Drain what was queued before the stop.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*op{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*op) {
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
+	s.commits.Add(1)
+	finish := func(err error) {
+		for _, o := range batch {
+			if err != nil && o.err == nil {
+				o.err = err
+			}
+			close(o.done)
+		}
+	}
+	synced := map[string]bool{}
+	for _, o := range batch {
+		for _, d := range o.dirs {
+			if synced[d] {
+				continue
+			}
+			if err := blob.SyncDir(d); err != nil {
+				finish(err)
+				return
+			}
+			synced[d] = true
+		}
+	}
+	// The shared transaction must not die with one caller's context.
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("mailstore: begin: %w", err))
+		return
+	}
+	live := 0
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			o.err = fmt.Errorf("mailstore: savepoint: %w", err)
+			continue
+		}
+		if err := o.fn(tx); err != nil {
+			o.err = err
+			o.after = nil
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); rerr != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("mailstore: rollback to savepoint: %w", rerr))
+				return
+			}
+		} else {
+			live++
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("mailstore: release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for _, o := range batch {
+			o.after = nil
+		}
+		finish(fmt.Errorf("mailstore: commit: %w", err))
+		return
+	}
+	// After the commit, in batch order: change-feed publication (so sessions
+	// see changes in commit order) and blob removal.
+	for _, o := range batch {
+		if o.err == nil {
+			for _, f := range o.after {
+				f()
+			}
+		}
+	}
+	finish(nil)
+}
+
+// nextModSeq takes the account's next MODSEQ (RFC 7162 3.1: strictly
+// increasing per change).
+func nextModSeq(tx *sql.Tx, account string) (uint64, error) {
+	var m uint64
+	err := tx.QueryRow(`UPDATE mail_accounts SET modseq = modseq + 1 WHERE account = ? RETURNING modseq`, account).Scan(&m)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: %s", ErrNoAccount, account)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mailstore: modseq: %w", err)
+	}
+	return m, nil
+}
+
+type originKey struct{}
+
+// WithOrigin tags the changes made with ctx by a session id, so the change
+// feed can tell a session which changes were its own.
+func WithOrigin(ctx context.Context, id uint64) context.Context {
+	return context.WithValue(ctx, originKey{}, id)
+}
+
+func origin(ctx context.Context) uint64 {
+	id, _ := ctx.Value(originKey{}).(uint64)
+	return id
+}
