@@ -206,4 +206,3 @@ func (s *Store) Remove(id ID) error {
 
 // Dir is where the bodies live.
 func (s *Store) Dir() string { return s.dir }
-
