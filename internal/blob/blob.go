@@ -135,17 +135,9 @@ func (w *Writer) Commit() (dir string, err error) {
 	if err := w.f.Close(); err != nil {
 		return "", fmt.Errorf("blob: close: %w", err)
 	}
-	dir = filepath.Join(w.s.dir, string(w.id[:2]))
-	if _, ok := w.s.made.Load(dir); !ok {
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("blob: %w", err)
-		} else if err == nil {
-			// A new fan-out directory must itself be durable in its parent.
-			if err := SyncDir(w.s.dir); err != nil {
-				return "", err
-			}
-		}
-		w.s.made.Store(dir, true)
+	dir, err = w.s.fanout(w.id)
+	if err != nil {
+		return "", err
 	}
 	if err := os.Rename(w.f.Name(), w.s.path(w.id)); err != nil {
 		return "", fmt.Errorf("blob: rename: %w", err)
@@ -206,3 +198,43 @@ func (s *Store) Remove(id ID) error {
 
 // Dir is where the bodies live.
 func (s *Store) Dir() string { return s.dir }
+
+// Link gives an existing body a second, independent name (a hard link: no
+// copy), so two owners (a mailbox row and the outbound queue) can each
+// remove theirs. The returned directory must be synced like Commit's.
+func (s *Store) Link(id ID) (ID, string, error) {
+	if !id.valid() {
+		return "", "", fmt.Errorf("%w: bad id %q", ErrNotFound, id)
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", fmt.Errorf("blob: id: %w", err)
+	}
+	nid := ID(hex.EncodeToString(b[:]))
+	dir, err := s.fanout(nid)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.Link(s.path(id), s.path(nid)); err != nil {
+		return "", "", fmt.Errorf("blob: link: %w", err)
+	}
+	return nid, dir, nil
+}
+
+// fanout makes sure id's fan-out directory exists; a new one is synced into
+// its parent so it is itself durable.
+func (s *Store) fanout(id ID) (string, error) {
+	dir := filepath.Join(s.dir, string(id[:2]))
+	if _, ok := s.made.Load(dir); ok {
+		return dir, nil
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("blob: %w", err)
+	} else if err == nil {
+		if err := SyncDir(s.dir); err != nil {
+			return "", err
+		}
+	}
+	s.made.Store(dir, true)
+	return dir, nil
+}

@@ -101,3 +101,31 @@ func TestBadIDsNeverEscape(t *testing.T) {
 		}
 	}
 }
+
+func TestLinkIsIndependent(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := s.Create()
+	w.Write([]byte("shared body"))
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	nid, dir, err := s.Link(w.ID())
+	if err != nil || nid == w.ID() || dir == "" {
+		t.Fatalf("Link = %q %q %v", nid, dir, err)
+	}
+	if err := s.Remove(w.ID()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Open(nid)
+	if err != nil {
+		t.Fatalf("link gone with the original: %v", err)
+	}
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if string(got) != "shared body" {
+		t.Fatalf("link content %q", got)
+	}
+}
