@@ -14,8 +14,11 @@ import (
 
 	"posta/internal/config"
 	"posta/internal/database"
+	"posta/internal/delivery"
 	"posta/internal/directory"
 	"posta/internal/guard"
+	"posta/internal/mailstore"
+	"posta/internal/queue"
 	"posta/internal/tlsconf"
 )
 
@@ -31,9 +34,6 @@ type Protocol interface {
 // Builder makes the protocol server for one listener.
 type Builder func(s *Server, l config.Listener) (Protocol, error)
 
-// builders holds the protocol servers that exist, by config.Listener.Protocol.
-// A protocol without a builder opens no listener.
-var builders = map[string]Builder{}
 
 // Server is a running Posta: shared services plus the bound listeners.
 type Server struct {
@@ -43,6 +43,9 @@ type Server struct {
 	Directory *directory.Directory
 	TLS       *tlsconf.Manager
 	Guard     *guard.Guard
+	Mail      *mailstore.Store
+	Queue     *queue.Queue
+	Delivery  *delivery.Delivery
 
 	builders map[string]Builder
 
@@ -94,12 +97,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		s.DB.Close()
 		return nil, err
 	}
+	if s.Mail, err = mailstore.Open(ctx, s.DB, dataDir, log); err != nil {
+		s.DB.Close()
+		return nil, err
+	}
+	if s.Queue, err = queue.Open(ctx, s.DB); err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	s.Delivery = delivery.New(delivery.Options{
+		Directory: s.Directory, Store: s.Mail, Queue: s.Queue, Logger: log,
+		MaxSize: int64(cfg.SMTP.Limits.MaxMessageSize), SenderMustOwn: cfg.SMTP.SenderMustOwn,
+	})
 	s.TLS, err = tlsconf.Load(tlsconf.Options{
 		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 		Dir: filepath.Join(dataDir, "tls"), Hostname: cfg.Hostname, Logger: log,
 	})
 	if err != nil {
-		s.DB.Close()
+		s.closeStores()
 		return nil, err
 	}
 	g := cfg.Guard
@@ -237,6 +252,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.serveWG.Wait()
+	if err := s.closeStores(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// closeStores flushes the mail store's writer (its last group commit), then
+// closes the database.
+func (s *Server) closeStores() error {
+	var errs []error
+	if s.Mail != nil {
+		if err := s.Mail.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("mail store: %w", err))
+		}
+	}
 	if err := s.DB.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("database: %w", err))
 	}
