@@ -34,7 +34,6 @@ type Protocol interface {
 // Builder makes the protocol server for one listener.
 type Builder func(s *Server, l config.Listener) (Protocol, error)
 
-
 // Server is a running Posta: shared services plus the bound listeners.
 type Server struct {
 	Config    *config.Config
