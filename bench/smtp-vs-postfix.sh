@@ -25,6 +25,7 @@ if ! command -v /usr/sbin/postfix >/dev/null; then
 fi
 
 T=$(mktemp -d /tmp/posta-bench.XXXXXX)
+chmod 755 "$T" # Postfix daemons run as postfix and nobody and must traverse it
 POSTA_PID=""
 cleanup() {
   [ -n "$POSTA_PID" ] && kill "$POSTA_PID" 2>/dev/null && wait "$POSTA_PID" 2>/dev/null || true
@@ -88,17 +89,17 @@ virtual_mailbox_maps = static:bench/
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 virtual_minimum_uid = 100
-maillog_file = $T/pf/maillog
+maillog_file = /dev/stdout
 default_process_limit = 200
 smtpd_client_connection_count_limit = 0
 smtpd_client_message_rate_limit = 0
 CONF
 /usr/sbin/postfix -c "$T/pf/etc" check >/dev/null 2>&1 || true
-/usr/sbin/postfix -c "$T/pf/etc" start >/dev/null 2>&1
+/usr/sbin/postfix -c "$T/pf/etc" start > "$T/pf/start.log" 2>&1 || { cat "$T/pf/start.log"; /usr/lib/postfix/sbin/master -c "$T/pf/etc" -d -t 2>&1 | tail -5; exit 1; }
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$FPORT) 2>/dev/null && break; sleep 0.1; done
 
 total=$((C * N))
-maildir_count() { find "$T/pf/mail/bench/new" -type f 2>/dev/null | wc -l; }
+maildir_count() { { find "$T/pf/mail/bench/new" -type f 2>/dev/null || true; } | wc -l; }
 
 run_posta() {
   "$T/smtpload" -addr 127.0.0.1:$PPORT -c "$C" -n "$N" -size "$S" -label posta | tee -a "$T/results"

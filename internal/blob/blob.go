@@ -17,11 +17,27 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
-// ID names a body. It is random, not a content hash: bodies are never shared
-// by content, only by reference (COPY points a new row at the same ID).
+// ID names a body: 32 hex digits, the first 8 a time bucket (unix seconds
+// / 1024, about 17 minutes) and the rest random. It is not a content hash:
+// bodies are never shared by content, only by reference (COPY points a new
+// row at the same ID). Bodies written at about the same time share their
+// bucket directory, so a group commit syncs one directory, not one per body.
 type ID string
+
+// bucketLen is the length of the time-bucket prefix that names the directory.
+const bucketLen = 8
+
+// newID makes a fresh ID for now.
+func newID() (ID, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("blob: id: %w", err)
+	}
+	return ID(fmt.Sprintf("%08x", uint32(time.Now().Unix()>>10)) + hex.EncodeToString(b[:])), nil
+}
 
 // valid reports whether id has the shape New gives, so an ID read from the
 // database can never name a path outside the store.
@@ -40,7 +56,7 @@ func (id ID) valid() bool {
 // ErrNotFound: no body with that ID.
 var ErrNotFound = errors.New("blob: not found")
 
-// Store is a directory of bodies: <dir>/<2 hex>/<id>, temp files in <dir>/tmp.
+// Store is a directory of bodies: <dir>/<time bucket>/<id>, temp files in <dir>/tmp.
 type Store struct {
 	dir string
 	tmp string
@@ -66,7 +82,7 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) path(id ID) string { return filepath.Join(s.dir, string(id[:2]), string(id)) }
+func (s *Store) path(id ID) string { return filepath.Join(s.dir, string(id[:bucketLen]), string(id)) }
 
 // Writer receives one body. It is not safe for concurrent use.
 type Writer struct {
@@ -79,11 +95,10 @@ type Writer struct {
 
 // Create starts a new body in a temp file.
 func (s *Store) Create() (*Writer, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("blob: id: %w", err)
+	id, err := newID()
+	if err != nil {
+		return nil, err
 	}
-	id := ID(hex.EncodeToString(b[:]))
 	f, err := os.OpenFile(filepath.Join(s.tmp, string(id)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("blob: create: %w", err)
@@ -206,11 +221,10 @@ func (s *Store) Link(id ID) (ID, string, error) {
 	if !id.valid() {
 		return "", "", fmt.Errorf("%w: bad id %q", ErrNotFound, id)
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", "", fmt.Errorf("blob: id: %w", err)
+	nid, err := newID()
+	if err != nil {
+		return "", "", err
 	}
-	nid := ID(hex.EncodeToString(b[:]))
 	dir, err := s.fanout(nid)
 	if err != nil {
 		return "", "", err
@@ -224,7 +238,7 @@ func (s *Store) Link(id ID) (ID, string, error) {
 // fanout makes sure id's fan-out directory exists; a new one is synced into
 // its parent so it is itself durable.
 func (s *Store) fanout(id ID) (string, error) {
-	dir := filepath.Join(s.dir, string(id[:2]))
+	dir := filepath.Join(s.dir, string(id[:bucketLen]))
 	if _, ok := s.made.Load(dir); ok {
 		return dir, nil
 	}

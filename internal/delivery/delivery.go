@@ -1,7 +1,7 @@
 package delivery
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +13,10 @@ import (
 	"posta/internal/mailstore"
 	"posta/internal/queue"
 )
+
+// inlineMax is the largest body (with its Return-Path line) kept in the
+// database rather than in a file of its own.
+const inlineMax = 128 << 10
 
 // Delivery implements the SMTP server's Deliverer.
 type Delivery struct {
@@ -194,85 +198,113 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 			return err
 		}
 	}
-	w, err := d.store.Blobs().Create()
-	if err != nil {
-		return err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			w.Abort()
-		}
-	}()
-	bw := bufio.NewWriterSize(w, 64<<10)
-	returnPath := "Return-Path: <" + env.MailFrom + ">\r\n"
-	if _, err := bw.WriteString(returnPath); err != nil {
-		return err
-	}
 	limit := d.maxSize
 	if limit <= 0 {
 		limit = 1 << 62
 	}
-	// Read one byte past the limit to tell "exactly the limit" from "over".
-	n, err := io.Copy(bw, io.LimitReader(body, limit+1))
-	if err != nil {
+	returnPath := "Return-Path: <" + env.MailFrom + ">\r\n"
+	// The first inlineMax bytes go to memory: most mail is small, and a
+	// small body is stored inside the store's transaction, so the group
+	// commit's one fsync makes it durable with its metadata.
+	var buf bytes.Buffer
+	buf.WriteString(returnPath)
+	head := min(limit, inlineMax)
+	n, err := io.CopyN(&buf, body, head+1)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("delivery: read message: %w", err)
 	}
 	if n > limit {
 		return fmt.Errorf("%w: over %d bytes", ErrMessageTooBig, limit)
 	}
-	if err := bw.Flush(); err != nil {
-		return err
+	small := n <= inlineMax
+	size := int64(buf.Len())
+
+	// A file is needed for a large body, and for the outbound queue.
+	var fileID blob.ID
+	var fileDir string
+	if !small || len(p.remote) > 0 {
+		w, err := d.store.Blobs().Create()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			w.Abort()
+			return err
+		}
+		if !small {
+			// Read one byte past the limit to tell "exactly the limit" from "over".
+			rest, err := io.Copy(w, io.LimitReader(body, limit-n+1))
+			if err != nil {
+				w.Abort()
+				return fmt.Errorf("delivery: read message: %w", err)
+			}
+			if n+rest > limit {
+				w.Abort()
+				return fmt.Errorf("%w: over %d bytes", ErrMessageTooBig, limit)
+			}
+		}
+		if fileDir, err = w.Commit(); err != nil {
+			return err
+		}
+		fileID, size = w.ID(), w.Size()
 	}
-	dirName, err := w.Commit()
-	committed = true
-	if err != nil {
-		return err
+	removeFile := func() {
+		if fileID != "" {
+			d.store.Blobs().Remove(fileID)
+		}
 	}
-	id, size := w.ID(), w.Size()
-	structure, err := d.structure(id)
+	var structure []byte
+	if small {
+		structure, err = parseStructure(bytes.NewReader(buf.Bytes()))
+	} else {
+		structure, err = d.fileStructure(fileID)
+	}
 	if err != nil {
-		d.store.Blobs().Remove(id)
+		removeFile()
 		return err
 	}
 
-	if len(p.local) == 0 {
-		// Only remote recipients: the queue owns the body itself.
-		if err := syncDirs(dirName); err != nil {
-			d.store.Blobs().Remove(id)
-			return err
-		}
-		if err := d.enqueue(ctx, env, p, id, size, int64(len(returnPath))); err != nil {
-			d.store.Blobs().Remove(id)
-			return err
-		}
-		d.log.Info("queued", "id", env.ID, "size", size, "remote", len(p.remote))
-		return nil
-	}
 	if len(p.remote) > 0 {
-		// Local and remote: the queue gets its own name for the body (a
-		// hard link, no copy), so either side can remove its copy alone.
-		qid, qdir, err := d.store.Blobs().Link(id)
-		if err != nil {
-			d.store.Blobs().Remove(id)
-			return err
+		qid, qdir := fileID, fileDir
+		if !small && len(p.local) > 0 {
+			// The local copy uses the file too: the queue gets its own
+			// name for it (a hard link, no copy), so either side can
+			// remove its copy alone.
+			if qid, qdir, err = d.store.Blobs().Link(fileID); err != nil {
+				removeFile()
+				return err
+			}
 		}
-		err = syncDirs(dirName, qdir)
+		err := syncDirs(fileDir, qdir)
 		if err == nil {
 			err = d.enqueue(ctx, env, p, qid, size, int64(len(returnPath)))
 		}
 		if err != nil {
-			d.store.Blobs().Remove(qid)
-			d.store.Blobs().Remove(id)
+			if qid != fileID {
+				d.store.Blobs().Remove(qid)
+			}
+			removeFile()
 			return err
 		}
+		if len(p.local) == 0 {
+			d.log.Info("queued", "id", env.ID, "size", size, "remote", len(p.remote))
+			return nil
+		}
+		if small {
+			fileID = "" // the file is the queue's alone
+		}
 	}
-	msg := mailstore.NewMessage{Blob: id, BlobDir: dirName, Size: size, InternalDate: env.ReceivedAt, Structure: structure}
+	msg := mailstore.NewMessage{Size: size, InternalDate: env.ReceivedAt, Structure: structure}
+	if small {
+		msg.Inline = buf.Bytes()
+	} else {
+		msg.Body, msg.BlobDir = mailstore.FileBody(fileID), fileDir
+	}
 	if err := d.store.Deliver(ctx, msg, p.local); err != nil {
 		// Not acknowledged: the sender will retry. A remote copy already
 		// queued would then be sent twice; that is the lesser failure
 		// (duplicate, never loss), and it needs a store error to happen.
-		d.store.Blobs().Remove(id)
+		removeFile()
 		return err
 	}
 	d.log.Info("delivered", "id", env.ID, "size", size, "local", len(p.local), "remote", len(p.remote))

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"posta/internal/blob"
 	"posta/internal/database"
 	"posta/internal/directory"
 	"posta/internal/mailstore"
+	"posta/internal/message"
 	"posta/internal/queue"
 )
 
@@ -72,7 +74,7 @@ func (f *fixture) inbox(t *testing.T, account string) (mailstore.Mailbox, []stri
 	for _, m := range metas {
 		full, err := f.store.Message(f.ctx, mb.ID, m.UID)
 		must(t, err)
-		r, err := f.store.OpenBody(full.Blob)
+		r, err := f.store.OpenBody(f.ctx, full.Body)
 		must(t, err)
 		b, _ := io.ReadAll(r)
 		r.Close()
@@ -110,7 +112,7 @@ func TestDeliverLocalAliasAndRemote(t *testing.T) {
 		q.Recipients[1].ORCPT != "rfc822;team@example.test" || q.Recipients[1].Notify[0] != "FAILURE" {
 		t.Fatalf("queued recipients %+v", q.Recipients)
 	}
-	r, err := f.store.OpenBody(q.Blob)
+	r, err := f.store.Blobs().Open(q.Blob)
 	must(t, err)
 	b, _ := io.ReadAll(r)
 	r.Close()
@@ -125,7 +127,7 @@ func TestDeliverLocalAliasAndRemote(t *testing.T) {
 		f.store.SetFlags(f.ctx, mb.ID, []uint32{metas[0].UID}, mailstore.FlagsAdd, mailstore.Flags{System: mailstore.Deleted}, 0)
 		f.store.Expunge(f.ctx, mb.ID, nil)
 	}
-	if r, err := f.store.OpenBody(q.Blob); err != nil {
+	if r, err := f.store.Blobs().Open(q.Blob); err != nil {
 		t.Fatalf("queued body gone with the local copies: %v", err)
 	} else {
 		r.Close()
@@ -210,5 +212,48 @@ func TestQuotaAndSize(t *testing.T) {
 	}
 	if _, bodies := f.inbox(t, "alice@example.test"); len(bodies) != 0 {
 		t.Fatal("oversized message stored")
+	}
+}
+
+func TestLargeBodyInFileAndStructureStored(t *testing.T) {
+	f := newFixture(t)
+	big := "From: a@remote.test\r\nSubject: large\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 5000)
+	env := &Envelope{MailFrom: "alice@example.test", Account: "alice@example.test",
+		Recipients: []Recipient{{Address: "team@example.test"}}}
+	must(t, f.d.Deliver(f.ctx, env, strings.NewReader(big)))
+	mb, bodies := f.inbox(t, "bob@example.test")
+	if len(bodies) != 1 || bodies[0] != "Return-Path: <alice@example.test>\r\n"+big {
+		t.Fatalf("large body not stored byte-exact (%d messages)", len(bodies))
+	}
+	full, err := f.store.Message(f.ctx, mb.ID, 1)
+	must(t, err)
+	if strings.HasPrefix(string(full.Body), "i") {
+		t.Fatalf("a %d-byte body was kept inline", len(big))
+	}
+	var m message.Message
+	must(t, m.UnmarshalBinary(full.Structure))
+	if m.Envelope().Subject != "large" || m.Size != int64(len(big))+int64(len("Return-Path: <alice@example.test>\r\n")) {
+		t.Fatalf("stored structure: subject %q size %d", m.Envelope().Subject, m.Size)
+	}
+	qs, err := f.queue.List(f.ctx)
+	must(t, err)
+	if len(qs) != 1 || qs[0].Blob == blob.ID(full.Body) {
+		t.Fatalf("queue must hold its own name for the body: %+v", qs)
+	}
+	r, err := f.store.Blobs().Open(qs[0].Blob)
+	must(t, err)
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b[qs[0].BodyOffset:]) != big {
+		t.Fatal("queued large body differs")
+	}
+
+	// A small message keeps its structure too.
+	must(t, f.d.Deliver(f.ctx, &Envelope{Recipients: []Recipient{{Address: "bob@example.test"}}}, strings.NewReader(msg)))
+	small, err := f.store.Message(f.ctx, mb.ID, 2)
+	must(t, err)
+	must(t, m.UnmarshalBinary(small.Structure))
+	if !strings.HasPrefix(string(small.Body), "i") || m.Envelope().Subject != "caf\xc3\xa9" {
+		t.Fatalf("small message: body %q subject %q", small.Body, m.Envelope().Subject)
 	}
 }

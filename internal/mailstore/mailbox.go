@@ -60,12 +60,12 @@ func CleanName(name string) (string, error) {
 // EnsureAccount creates the account's mail state and default mailboxes if
 // they do not exist yet.
 func (s *Store) EnsureAccount(ctx context.Context, account string) error {
-	return s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	return s.write(ctx, nil, func(tx *wtx, o *op) error {
 		return s.ensureAccount(tx, o, account)
 	})
 }
 
-func (s *Store) ensureAccount(tx *sql.Tx, o *op, account string) error {
+func (s *Store) ensureAccount(tx *wtx, o *op, account string) error {
 	var one int
 	err := tx.QueryRow(`SELECT 1 FROM mail_accounts WHERE account = ?`, account).Scan(&one)
 	if err == nil {
@@ -88,7 +88,7 @@ func (s *Store) ensureAccount(tx *sql.Tx, o *op, account string) error {
 	return nil
 }
 
-func (s *Store) createMailbox(tx *sql.Tx, o *op, account, name, use string, subscribed bool) (Mailbox, error) {
+func (s *Store) createMailbox(tx *wtx, o *op, account, name, use string, subscribed bool) (Mailbox, error) {
 	var uv uint32
 	err := tx.QueryRow(`UPDATE mail_accounts SET uidvalidity_next = uidvalidity_next + 1 WHERE account = ?
 		RETURNING uidvalidity_next - 1`, account).Scan(&uv)
@@ -121,7 +121,7 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name, specialUse str
 		return Mailbox{}, err
 	}
 	var mb Mailbox
-	err = s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	err = s.write(ctx, nil, func(tx *wtx, o *op) error {
 		if err := s.ensureAccount(tx, o, account); err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 	if name == "INBOX" {
 		return ErrInbox
 	}
-	err = s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	err = s.write(ctx, nil, func(tx *wtx, o *op) error {
 		mb, err := mailboxTx(tx, account, name)
 		if err != nil {
 			return err
@@ -162,7 +162,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 		if n > 0 {
 			return fmt.Errorf("%w: %s", ErrHasChildren, name)
 		}
-		blobs, err := blobsOf(tx, mb.ID)
+		bodies, err := bodiesOf(tx, mb.ID)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 		if _, err := tx.Exec(`UPDATE mail_accounts SET used_bytes = used_bytes - ? WHERE account = ?`, mb.Size, account); err != nil {
 			return fmt.Errorf("mailstore: delete %s: %w", name, err)
 		}
-		gone, err := unreferenced(tx, blobs)
+		gone, err := dropUnreferenced(tx, bodies)
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) err
 	if to == "INBOX" {
 		return fmt.Errorf("%w: INBOX", ErrMailboxExists)
 	}
-	return s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	return s.write(ctx, nil, func(tx *wtx, o *op) error {
 		mb, err := mailboxTx(tx, account, from)
 		if err != nil {
 			return err
@@ -270,7 +270,7 @@ func (s *Store) SetSubscribed(ctx context.Context, account, name string, on bool
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	return s.write(ctx, nil, func(tx *wtx, o *op) error {
 		res, err := tx.Exec(`UPDATE mailboxes SET subscribed = ? WHERE account = ? AND name = ?`, on, account, name)
 		if err != nil {
 			return fmt.Errorf("mailstore: subscribe: %w", err)
@@ -312,12 +312,12 @@ func (s *Store) Mailbox(ctx context.Context, account, name string) (Mailbox, err
 	if err != nil {
 		return Mailbox{}, err
 	}
-	return mailboxTx(dbQuerier{ctx, s.db}, account, name)
+	return mailboxTx(s.reader(ctx), account, name)
 }
 
 // MailboxByID returns one mailbox by id.
 func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
-	m, err := scanMailbox(s.db.QueryRowContext(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE id = ?`, id))
+	m, err := scanMailbox(s.reader(ctx).QueryRow(`SELECT `+mailboxColumns+` FROM mailboxes WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Mailbox{}, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
 	}
@@ -329,7 +329,7 @@ func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
 
 // Mailboxes lists an account's mailboxes sorted by name, INBOX first.
 func (s *Store) Mailboxes(ctx context.Context, account string) ([]Mailbox, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+mailboxColumns+` FROM mailboxes WHERE account = ?`, account)
+	rows, err := s.reader(ctx).Query(`SELECT `+mailboxColumns+` FROM mailboxes WHERE account = ?`, account)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: mailboxes: %w", err)
 	}
@@ -355,7 +355,7 @@ func (s *Store) Mailboxes(ctx context.Context, account string) ([]Mailbox, error
 // Usage is the bytes of mail the account stores, for quota.
 func (s *Store) Usage(ctx context.Context, account string) (int64, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT used_bytes FROM mail_accounts WHERE account = ?`, account).Scan(&n)
+	err := s.reader(ctx).QueryRow(`SELECT used_bytes FROM mail_accounts WHERE account = ?`, account).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -363,15 +363,6 @@ func (s *Store) Usage(ctx context.Context, account string) (int64, error) {
 		return 0, fmt.Errorf("mailstore: usage: %w", err)
 	}
 	return n, nil
-}
-
-type dbQuerier struct {
-	ctx context.Context
-	db  *sql.DB
-}
-
-func (q dbQuerier) QueryRow(query string, args ...any) *sql.Row {
-	return q.db.QueryRowContext(q.ctx, query, args...)
 }
 
 // likePrefix makes a LIKE pattern matching names that start with p.

@@ -71,15 +71,19 @@ type MessageMeta struct {
 // Message is a message's metadata plus where its body and structure are.
 type Message struct {
 	MessageMeta
-	Blob      blob.ID
+	Body      BodyRef
 	Structure []byte
 }
 
-// NewMessage is a message to add; its body is already committed in the blob
-// store (Blob, Size) and BlobDir is the directory to sync before commit.
+// NewMessage is a message to add. Its body is either Inline (small bodies,
+// stored in the same transaction as the metadata, so one group-commit fsync
+// makes body and metadata durable together) or already committed in the
+// blob store (Body from a blob.ID, with BlobDir the directory to sync before
+// the commit).
 type NewMessage struct {
-	Blob         blob.ID
+	Body         BodyRef
 	BlobDir      string
+	Inline       []byte
 	Size         int64
 	InternalDate time.Time
 	Flags        Flags
@@ -106,10 +110,16 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, msgs ...New
 		return AppendResult{}, err
 	}
 	var res AppendResult
-	err = s.write(ctx, blobDirs(msgs), func(tx *sql.Tx, o *op) error {
+	err = s.write(ctx, blobDirs(msgs), func(tx *wtx, o *op) error {
 		mb, err := mailboxTx(tx, account, name)
 		if err != nil {
 			return err
+		}
+		msgs := append([]NewMessage(nil), msgs...)
+		for i := range msgs {
+			if err := materialize(tx, &msgs[i]); err != nil {
+				return err
+			}
 		}
 		uids, err := s.insert(tx, o, mb, msgs)
 		res = AppendResult{Mailbox: mb.ID, UIDValidity: mb.UIDValidity, UIDs: uids}
@@ -124,7 +134,12 @@ func (s *Store) Append(ctx context.Context, account, mailbox string, msgs ...New
 // state starts at its first delivery); a missing non-INBOX mailbox falls back
 // to INBOX.
 func (s *Store) Deliver(ctx context.Context, msg NewMessage, to []Delivery) error {
-	return s.write(ctx, blobDirs([]NewMessage{msg}), func(tx *sql.Tx, o *op) error {
+	return s.write(ctx, blobDirs([]NewMessage{msg}), func(tx *wtx, o *op) error {
+		msg := msg
+		// One body row for all recipients.
+		if err := materialize(tx, &msg); err != nil {
+			return err
+		}
 		for _, d := range to {
 			if err := s.ensureAccount(tx, o, d.Account); err != nil {
 				return err
@@ -162,7 +177,7 @@ func blobDirs(msgs []NewMessage) []string {
 
 // insert adds msgs to mb with fresh UIDs and one new MODSEQ, and updates
 // the mailbox counters and the account's usage in the same transaction.
-func (s *Store) insert(tx *sql.Tx, o *op, mb Mailbox, msgs []NewMessage) ([]uint32, error) {
+func (s *Store) insert(tx *wtx, o *op, mb Mailbox, msgs []NewMessage) ([]uint32, error) {
 	modseq, err := nextModSeq(tx, mb.Account)
 	if err != nil {
 		return nil, err
@@ -180,7 +195,7 @@ func (s *Store) insert(tx *sql.Tx, o *op, mb Mailbox, msgs []NewMessage) ([]uint
 		_, off := date.Zone()
 		kw := normKeywords(m.Flags.Keywords)
 		if _, err := tx.Exec(`INSERT INTO messages (mailbox_id, uid, modseq, blob, size, internal_date, date_offset, flags, keywords, structure)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mb.ID, uid, modseq, string(m.Blob), m.Size, date.Unix(), off,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mb.ID, uid, modseq, string(m.Body), m.Size, date.Unix(), off,
 			m.Flags.System, strings.Join(kw, " "), m.Structure); err != nil {
 			return nil, fmt.Errorf("mailstore: insert message: %w", err)
 		}
@@ -221,7 +236,7 @@ func scanMeta(sc interface{ Scan(...any) error }, extra ...any) (MessageMeta, er
 // Messages lists a mailbox's messages in UID order (what SELECT and POP3
 // login need).
 func (s *Store) Messages(ctx context.Context, mailbox int64) ([]MessageMeta, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+metaColumns+` FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailbox)
+	rows, err := s.reader(ctx).Query(`SELECT `+metaColumns+` FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailbox)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: messages: %w", err)
 	}
@@ -241,7 +256,7 @@ func (s *Store) Messages(ctx context.Context, mailbox int64) ([]MessageMeta, err
 func (s *Store) Message(ctx context.Context, mailbox int64, uid uint32) (Message, error) {
 	var m Message
 	var b string
-	meta, err := scanMeta(s.db.QueryRowContext(ctx, `SELECT `+metaColumns+`, blob, structure FROM messages
+	meta, err := scanMeta(s.reader(ctx).QueryRow(`SELECT `+metaColumns+`, blob, structure FROM messages
 		WHERE mailbox_id = ? AND uid = ?`, mailbox, uid), &b, &m.Structure)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("%w: uid %d", ErrNoMessage, uid)
@@ -249,7 +264,7 @@ func (s *Store) Message(ctx context.Context, mailbox int64, uid uint32) (Message
 	if err != nil {
 		return Message{}, fmt.Errorf("mailstore: message: %w", err)
 	}
-	m.MessageMeta, m.Blob = meta, blob.ID(b)
+	m.MessageMeta, m.Body = meta, BodyRef(b)
 	return m, nil
 }
 
@@ -257,7 +272,7 @@ func (s *Store) Message(ctx context.Context, mailbox int64, uid uint32) (Message
 // MODSEQ is higher (RFC 7162 CHANGEDSINCE) and UIDs expunged since
 // (QRESYNC VANISHED).
 func (s *Store) Changes(ctx context.Context, mailbox int64, since uint64) ([]MessageMeta, []uint32, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+metaColumns+` FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mailbox, since)
+	rows, err := s.reader(ctx).Query(`SELECT `+metaColumns+` FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mailbox, since)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mailstore: changes: %w", err)
 	}
@@ -271,7 +286,7 @@ func (s *Store) Changes(ctx context.Context, mailbox int64, since uint64) ([]Mes
 		changed = append(changed, m)
 	}
 	rows.Close()
-	rows, err = s.db.QueryContext(ctx, `SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mailbox, since)
+	rows, err = s.reader(ctx).Query(`SELECT uid FROM tombstones WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`, mailbox, since)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mailstore: vanished: %w", err)
 	}
@@ -301,7 +316,7 @@ const (
 // alone and returned in modified. updated holds every message whose flags
 // actually changed, with its new MODSEQ.
 func (s *Store) SetFlags(ctx context.Context, mailbox int64, uids []uint32, fop FlagOp, f Flags, unchangedSince uint64) (updated []MessageMeta, modified []uint32, err error) {
-	err = s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	err = s.write(ctx, nil, func(tx *wtx, o *op) error {
 		updated, modified = nil, nil
 		var account string
 		if err := tx.QueryRow(`SELECT account FROM mailboxes WHERE id = ?`, mailbox).Scan(&account); err != nil {
@@ -393,7 +408,7 @@ func applyFlags(cur Flags, fop FlagOp, f Flags) Flags {
 // are removed after the commit.
 func (s *Store) Expunge(ctx context.Context, mailbox int64, uids []uint32) ([]uint32, error) {
 	var expunged []uint32
-	err := s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	err := s.write(ctx, nil, func(tx *wtx, o *op) error {
 		var err error
 		expunged, err = s.remove(tx, o, mailbox, uids, true)
 		return err
@@ -403,7 +418,7 @@ func (s *Store) Expunge(ctx context.Context, mailbox int64, uids []uint32) ([]ui
 
 // remove deletes messages from a mailbox (only \Deleted ones if
 // onlyDeleted), writes tombstones, fixes counters and schedules body removal.
-func (s *Store) remove(tx *sql.Tx, o *op, mailbox int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+func (s *Store) remove(tx *wtx, o *op, mailbox int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var account string
 	if err := tx.QueryRow(`SELECT account FROM mailboxes WHERE id = ?`, mailbox).Scan(&account); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -431,7 +446,7 @@ func (s *Store) remove(tx *sql.Tx, o *op, mailbox int64, uids []uint32, onlyDele
 		sort.Slice(cands, func(i, j int) bool { return cands[i] < cands[j] })
 	}
 	var gone []uint32
-	var blobs []blob.ID
+	var bodies []BodyRef
 	var size int64
 	unseen := 0
 	var modseq uint64
@@ -461,7 +476,7 @@ func (s *Store) remove(tx *sql.Tx, o *op, mailbox int64, uids []uint32, onlyDele
 			return nil, fmt.Errorf("mailstore: tombstone: %w", err)
 		}
 		gone = append(gone, uid)
-		blobs = append(blobs, blob.ID(b))
+		bodies = append(bodies, BodyRef(b))
 		size += sz
 		if fl&Seen == 0 {
 			unseen++
@@ -477,7 +492,7 @@ func (s *Store) remove(tx *sql.Tx, o *op, mailbox int64, uids []uint32, onlyDele
 	if _, err := tx.Exec(`UPDATE mail_accounts SET used_bytes = used_bytes - ? WHERE account = ?`, size, account); err != nil {
 		return nil, fmt.Errorf("mailstore: usage: %w", err)
 	}
-	dead, err := unreferenced(tx, blobs)
+	dead, err := dropUnreferenced(tx, bodies)
 	if err != nil {
 		return nil, err
 	}
@@ -504,7 +519,7 @@ func (s *Store) Move(ctx context.Context, from int64, uids []uint32, to int64) (
 func (s *Store) copyMove(ctx context.Context, from int64, uids []uint32, to int64, move bool) (AppendResult, []uint32, error) {
 	var res AppendResult
 	var src []uint32
-	err := s.write(ctx, nil, func(tx *sql.Tx, o *op) error {
+	err := s.write(ctx, nil, func(tx *wtx, o *op) error {
 		res, src = AppendResult{}, nil
 		dst, err := scanMailbox(tx.QueryRow(`SELECT `+mailboxColumns+` FROM mailboxes WHERE id = ?`, to))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -530,7 +545,7 @@ func (s *Store) copyMove(ctx context.Context, from int64, uids []uint32, to int6
 			if err != nil {
 				return fmt.Errorf("mailstore: copy: %w", err)
 			}
-			m.Blob = blob.ID(b)
+			m.Body = BodyRef(b)
 			m.InternalDate = time.Unix(unix, 0).In(time.FixedZone("", off))
 			m.Flags.Keywords = splitKeywords(kw)
 			msgs = append(msgs, m)
@@ -554,49 +569,57 @@ func (s *Store) copyMove(ctx context.Context, from int64, uids []uint32, to int6
 	return res, src, err
 }
 
-// blobsOf lists the bodies of a mailbox's messages.
-func blobsOf(tx *sql.Tx, mailbox int64) ([]blob.ID, error) {
+// bodiesOf lists the bodies of a mailbox's messages.
+func bodiesOf(tx *wtx, mailbox int64) ([]BodyRef, error) {
 	rows, err := tx.Query(`SELECT blob FROM messages WHERE mailbox_id = ?`, mailbox)
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: blobs: %w", err)
+		return nil, fmt.Errorf("mailstore: bodies: %w", err)
 	}
 	defer rows.Close()
-	var out []blob.ID
+	var out []BodyRef
 	for rows.Next() {
 		var b string
 		if err := rows.Scan(&b); err != nil {
-			return nil, fmt.Errorf("mailstore: blobs: %w", err)
+			return nil, fmt.Errorf("mailstore: bodies: %w", err)
 		}
-		out = append(out, blob.ID(b))
+		out = append(out, BodyRef(b))
 	}
 	return out, rows.Err()
 }
 
-// unreferenced returns the bodies among ids that no message row refers to
-// any more (call after the rows are deleted, inside the transaction).
-func unreferenced(tx *sql.Tx, ids []blob.ID) ([]blob.ID, error) {
-	var out []blob.ID
-	seen := map[blob.ID]bool{}
-	for _, id := range ids {
-		if seen[id] {
+// dropUnreferenced finds the bodies among refs that no message row refers
+// to any more (call after the rows are deleted, inside the transaction).
+// Inline bodies are deleted in the transaction; the blob files are returned
+// for removal after the commit.
+func dropUnreferenced(tx *wtx, refs []BodyRef) ([]blob.ID, error) {
+	var files []blob.ID
+	seen := map[BodyRef]bool{}
+	for _, ref := range refs {
+		if seen[ref] {
 			continue
 		}
-		seen[id] = true
+		seen[ref] = true
 		var one int
-		err := tx.QueryRow(`SELECT 1 FROM messages WHERE blob = ? LIMIT 1`, string(id)).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			out = append(out, id)
+		err := tx.QueryRow(`SELECT 1 FROM messages WHERE blob = ? LIMIT 1`, string(ref)).Scan(&one)
+		if err == nil {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("mailstore: blob refs: %w", err)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("mailstore: body refs: %w", err)
 		}
+		if id, ok := ref.inline(); ok {
+			if _, err := tx.Exec(`DELETE FROM bodies WHERE id = ?`, id); err != nil {
+				return nil, fmt.Errorf("mailstore: drop body: %w", err)
+			}
+			continue
+		}
+		files = append(files, blob.ID(ref))
 	}
-	return out, nil
+	return files, nil
 }
 
-// removeBlobs deletes bodies after the commit that dropped their last row.
-// A crash before this leaves only unreferenced files (space, not data).
+// removeBlobs deletes body files after the commit that dropped their last
+// row. A crash before this leaves only unreferenced files (space, not data).
 func (s *Store) removeBlobs(ids []blob.ID) {
 	for _, id := range ids {
 		if err := s.blobs.Remove(id); err != nil {

@@ -46,4 +46,10 @@ var migrations = []string{
 		PRIMARY KEY (mailbox_id, uid)
 	);
 	CREATE INDEX tombstones_modseq ON tombstones (mailbox_id, modseq);`,
+	// Small bodies live in the database, written in the same transaction
+	// as their metadata: one group-commit fsync covers both (see body.go).
+	`CREATE TABLE bodies (
+		id   INTEGER PRIMARY KEY,
+		data BLOB NOT NULL
+	);`,
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -41,6 +40,8 @@ type Store struct {
 	// beforeCommit, when set by a test, runs on the writer before each batch.
 	beforeCommit func()
 
+	stmts stmts
+
 	ops      chan *op
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -68,7 +69,7 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, blobs: bs, log: log, feed: newFeed(), now: time.Now,
+	s := &Store{db: db, blobs: bs, log: log, feed: newFeed(), now: time.Now, stmts: stmts{db: db},
 		ops: make(chan *op, opQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.writer()
 	return s, nil
@@ -79,21 +80,20 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
+	s.stmts.close()
 	return nil
 }
 
 // Blobs is the body store; delivery writes bodies into it before Deliver.
 func (s *Store) Blobs() *blob.Store { return s.blobs }
 
-// OpenBody opens a message body for reading.
-func (s *Store) OpenBody(id blob.ID) (*os.File, error) { return s.blobs.Open(id) }
 
 // op is one change for the writer: fn runs inside the shared transaction
 // (under its own savepoint, so one failing change does not fail the others);
 // after runs once the transaction is durable.
 type op struct {
 	ctx   context.Context
-	fn    func(tx *sql.Tx) error
+	fn    func(tx *wtx) error
 	after []func()
 	dirs  []string
 	err   error
@@ -102,9 +102,9 @@ type op struct {
 
 // write queues fn and waits until it is committed (or failed). dirs are
 // blob directories whose renames must be synced before the commit.
-func (s *Store) write(ctx context.Context, dirs []string, fn func(tx *sql.Tx, o *op) error) error {
+func (s *Store) write(ctx context.Context, dirs []string, fn func(tx *wtx, o *op) error) error {
 	o := &op{ctx: ctx, dirs: dirs, done: make(chan struct{})}
-	o.fn = func(tx *sql.Tx) error { return fn(tx, o) }
+	o.fn = func(tx *wtx) error { return fn(tx, o) }
 	select {
 	case s.ops <- o:
 	case <-s.stop:
@@ -165,54 +165,88 @@ func (s *Store) commit(batch []*op) {
 			close(o.done)
 		}
 	}
-	synced := map[string]bool{}
-	for _, o := range batch {
-		for _, d := range o.dirs {
-			if synced[d] {
-				continue
+	// The bodies' directory entries must be durable before the commit that
+	// refers to them; sync each directory once for the batch, in parallel
+	// with running the statements, and wait before committing.
+	dirSync := make(chan error, 1)
+	go func() {
+		synced := map[string]bool{}
+		var errs []error
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, o := range batch {
+			for _, d := range o.dirs {
+				if synced[d] {
+					continue
+				}
+				synced[d] = true
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := blob.SyncDir(d); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				}()
 			}
-			if err := blob.SyncDir(d); err != nil {
-				finish(err)
-				return
-			}
-			synced[d] = true
 		}
-	}
+		wg.Wait()
+		dirSync <- errors.Join(errs...)
+	}()
 	// The shared transaction must not die with one caller's context.
 	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
+	sqltx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		<-dirSync
 		finish(fmt.Errorf("mailstore: begin: %w", err))
 		return
 	}
-	live := 0
+	tx := &wtx{tx: sqltx, c: &s.stmts, ctx: ctx}
+	// A batch of one needs no savepoint: its failure is the batch's.
+	single := len(batch) == 1
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.err = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		if single {
+			if err := o.fn(tx); err != nil {
+				o.err = err
+				sqltx.Rollback()
+				<-dirSync
+				finish(nil)
+				return
+			}
+			break
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
 			o.err = fmt.Errorf("mailstore: savepoint: %w", err)
 			continue
 		}
 		if err := o.fn(tx); err != nil {
 			o.err = err
 			o.after = nil
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); rerr != nil {
-				tx.Rollback()
+			if _, rerr := tx.Exec("ROLLBACK TO SAVEPOINT op"); rerr != nil {
+				sqltx.Rollback()
+				<-dirSync
 				finish(fmt.Errorf("mailstore: rollback to savepoint: %w", rerr))
 				return
 			}
-		} else {
-			live++
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); err != nil {
-			tx.Rollback()
+		if _, err := tx.Exec("RELEASE SAVEPOINT op"); err != nil {
+			sqltx.Rollback()
+			<-dirSync
 			finish(fmt.Errorf("mailstore: release savepoint: %w", err))
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := <-dirSync; err != nil {
+		sqltx.Rollback()
+		finish(err)
+		return
+	}
+	if err := sqltx.Commit(); err != nil {
 		for _, o := range batch {
 			o.after = nil
 		}
@@ -233,7 +267,7 @@ func (s *Store) commit(batch []*op) {
 
 // nextModSeq takes the account's next MODSEQ (RFC 7162 3.1: strictly
 // increasing per change).
-func nextModSeq(tx *sql.Tx, account string) (uint64, error) {
+func nextModSeq(tx *wtx, account string) (uint64, error) {
 	var m uint64
 	err := tx.QueryRow(`UPDATE mail_accounts SET modseq = modseq + 1 WHERE account = ? RETURNING modseq`, account).Scan(&m)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -257,3 +291,6 @@ func origin(ctx context.Context) uint64 {
 	id, _ := ctx.Value(originKey{}).(uint64)
 	return id
 }
+
+// reader runs cached prepared statements for read-only queries.
+func (s *Store) reader(ctx context.Context) dbQuerier { return dbQuerier{ctx: ctx, c: &s.stmts} }

@@ -61,7 +61,7 @@ func (e *env) body(text string) NewMessage {
 	e.must(err)
 	dir, err := w.Commit()
 	e.must(err)
-	return NewMessage{Blob: w.ID(), BlobDir: dir, Size: int64(len(text)), Structure: []byte("s:" + text[:min(5, len(text))])}
+	return NewMessage{Body: FileBody(w.ID()), BlobDir: dir, Size: int64(len(text)), Structure: []byte("s:" + text[:min(5, len(text))])}
 }
 
 func (e *env) mailbox(account, name string) Mailbox {
@@ -189,7 +189,7 @@ func TestDeliverFlagsExpungeChanges(t *testing.T) {
 	}
 	full, err := e.s.Message(e.ctx, in.ID, 2)
 	e.must(err)
-	if full.Blob != m2.Blob || string(full.Structure) != "s:Subje" {
+	if full.Body != m2.Body || string(full.Structure) != "s:Subje" {
 		t.Fatalf("message %+v", full)
 	}
 	changes, ov := sub.Take()
@@ -249,7 +249,7 @@ func TestDeliverFlagsExpungeChanges(t *testing.T) {
 	if !reflect.DeepEqual(gone, []uint32{2}) {
 		t.Fatalf("expunged %v", gone)
 	}
-	if _, err := e.s.OpenBody(m2.Blob); err != nil {
+	if _, err := e.s.OpenBody(e.ctx, m2.Body); err != nil {
 		t.Fatalf("body removed while the copy refers to it: %v", err)
 	}
 	_, van, err = e.s.Changes(e.ctx, in.ID, beforeExp)
@@ -273,7 +273,7 @@ func TestDeliverFlagsExpungeChanges(t *testing.T) {
 	}
 	// Delete the archive: the last reference to m2's body goes, so does the file.
 	e.must(e.s.DeleteMailbox(e.ctx, a, "Archive"))
-	if _, err := e.s.OpenBody(m2.Blob); !errors.Is(err, blob.ErrNotFound) {
+	if _, err := e.s.OpenBody(e.ctx, m2.Body); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("unreferenced body kept: %v", err)
 	}
 	if u, _ := e.s.Usage(e.ctx, a); u != 2*m1.Size {
@@ -362,4 +362,72 @@ func TestFeedOverflow(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(len(sub.C)), "1") {
 		t.Fatal("no wake-up pending")
 	}
+}
+
+func TestInlineBodies(t *testing.T) {
+	e := newEnv(t)
+	const a = "alice@example.test"
+	text := "Subject: small\r\n\r\nkept in the database\r\n"
+	m := NewMessage{Inline: []byte(text), Size: int64(len(text))}
+	e.must(e.s.Deliver(e.ctx, m, []Delivery{{Account: a}, {Account: "bob@example.test"}}))
+	in := e.mailbox(a, "INBOX")
+	full, err := e.s.Message(e.ctx, in.ID, 1)
+	e.must(err)
+	if _, ok := full.Body.inline(); !ok {
+		t.Fatalf("small body not inline: %q", full.Body)
+	}
+	read := func(ref BodyRef) (string, error) {
+		b, err := e.s.OpenBody(e.ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		defer b.Close()
+		buf := make([]byte, 8)
+		if _, err := b.ReadAt(buf, 9); err != nil {
+			return "", err
+		}
+		all, err := io.ReadAll(b)
+		if string(buf) != "small\r\n\r" {
+			t.Fatalf("ReadAt: %q", buf)
+		}
+		return string(all), err
+	}
+	if got, err := read(full.Body); err != nil || got != text {
+		t.Fatalf("inline body %q %v", got, err)
+	}
+	bob := e.mailbox("bob@example.test", "INBOX")
+	bobMsg, err := e.s.Message(e.ctx, bob.ID, 1)
+	e.must(err)
+	if bobMsg.Body != full.Body {
+		t.Fatalf("recipients do not share one body row: %q %q", bobMsg.Body, full.Body)
+	}
+	// Append inline too, then expunge everything: the rows go with the last reference.
+	res, err := e.s.Append(e.ctx, a, "INBOX", NewMessage{Inline: []byte(text), Size: int64(len(text)), Flags: Flags{System: Deleted}})
+	e.must(err)
+	appended, err := e.s.Message(e.ctx, in.ID, res.UIDs[0])
+	e.must(err)
+	gone, err := e.s.Expunge(e.ctx, in.ID, nil)
+	e.must(err)
+	if len(gone) != 1 {
+		t.Fatalf("expunged %v", gone)
+	}
+	if _, err := read(appended.Body); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("expunged inline body still readable: %v", err)
+	}
+	e.must(markDeleted(e.s, in.ID, 1))
+	e.s.Expunge(e.ctx, in.ID, nil)
+	if _, err := read(full.Body); err != nil {
+		t.Fatalf("body shared with bob removed with alice's copy: %v", err)
+	}
+	e.must(markDeleted(e.s, bob.ID, 1))
+	e.s.Expunge(e.ctx, bob.ID, nil)
+	if _, err := read(full.Body); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("body kept after its last reference: %v", err)
+	}
+}
+
+// markDeleted sets \Deleted on one message.
+func markDeleted(s *Store, mailbox int64, uid uint32) error {
+	_, _, err := s.SetFlags(context.Background(), mailbox, []uint32{uid}, FlagsAdd, Flags{System: Deleted}, 0)
+	return err
 }

@@ -39,7 +39,7 @@ func ReadMailbox(t testing.TB, st *mailstore.Store, account, mailbox string) [][
 		if err != nil {
 			t.Fatalf("postatest: message %d: %v", m.UID, err)
 		}
-		f, err := st.OpenBody(full.Blob)
+		f, err := st.OpenBody(ctx, full.Body)
 		if err != nil {
 			t.Fatalf("postatest: body of %d: %v", m.UID, err)
 		}
