@@ -87,7 +87,6 @@ func (s *Store) Close() error {
 // Blobs is the body store; delivery writes bodies into it before Deliver.
 func (s *Store) Blobs() *blob.Store { return s.blobs }
 
-
 // op is one change for the writer: fn runs inside the shared transaction
 // (under its own savepoint, so one failing change does not fail the others);
 // after runs once the transaction is durable.
