@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -16,6 +18,8 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"posta/internal/config"
+	"posta/internal/directory"
 	"posta/internal/postatest"
 )
 
@@ -258,5 +262,119 @@ print("ok")
 // hasReply reports whether err is an SMTP reply with that code and enhanced
 // code (net/smtp quotes the text, go-smtp does not: compare the parts).
 func hasReply(err error, code, enhanced string) bool {
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		e := se.EnhancedCode
+		return fmt.Sprint(se.Code) == code && fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2]) == enhanced
+	}
 	return err != nil && strings.HasPrefix(err.Error(), code+" ") && strings.Contains(err.Error(), enhanced+" ")
+}
+
+func TestQuotaAndSizeOverSMTP(t *testing.T) {
+	in := postatest.Start(t, postatest.WithConfig(func(c *config.Config) { c.SMTP.Limits.MaxMessageSize = 64 << 10 }))
+	ctx := context.Background()
+	q := int64(4 << 10)
+	if err := in.Directory.UpdateAccount(ctx, "bob@example.test", directory.AccountUpdate{QuotaBytes: &q}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := gosmtp.Dial(in.Addr(t, "smtp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(rcpt string, size int, opts *gosmtp.MailOptions) error {
+		if err := c.Mail("x@remote.test", opts); err != nil {
+			return err
+		}
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			c.Reset()
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		line := strings.Repeat("x", 78) + "\r\n"
+		w.Write([]byte("Subject: sized\r\n\r\n" + strings.Repeat(line, size/len(line)+1)))
+		return w.Close()
+	}
+	// Declared SIZE over the server's limit: refused at MAIL.
+	if err := send("bob@example.test", 10, &gosmtp.MailOptions{Size: 100 << 10}); !hasReply(err, "552", "5.3.4") {
+		t.Fatalf("declared SIZE over the limit: %v", err)
+	}
+	// Actual data over the limit: refused at the end of DATA, nothing stored.
+	if err := send("alice@example.test", 70<<10, nil); !hasReply(err, "552", "5.3.4") {
+		t.Fatalf("data over the limit: %v", err)
+	}
+	// Declared SIZE that cannot fit bob's quota: 552 5.2.2 at RCPT.
+	if err := send("bob@example.test", 10, &gosmtp.MailOptions{Size: 8 << 10}); !hasReply(err, "552", "5.2.2") {
+		t.Fatalf("declared size over quota: %v", err)
+	}
+	// Under quota, a message that ends over it is taken (one message of grace)...
+	if err := send("bob@example.test", 6<<10, nil); err != nil {
+		t.Fatalf("last message under quota: %v", err)
+	}
+	// ...and then the mailbox is full: 452 4.2.2, the sender retries later.
+	if err := send("bob@example.test", 10, nil); !hasReply(err, "452", "4.2.2") {
+		t.Fatalf("full mailbox: %v", err)
+	}
+	if got := len(in.Messages(t, "bob@example.test", "INBOX")); got != 1 {
+		t.Fatalf("bob has %d messages, want 1", got)
+	}
+	if got := len(in.Messages(t, "alice@example.test", "INBOX")); got != 0 {
+		t.Fatalf("oversized message stored for alice (%d)", got)
+	}
+}
+
+func TestPipelinedTransactions(t *testing.T) {
+	in := postatest.Start(t)
+	conn, err := net.Dial("tcp", in.Addr(t, "smtp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	readReply := func() string {
+		t.Helper()
+		var all string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read: %v (so far %q)", err, all)
+			}
+			all += line
+			if len(line) >= 4 && line[3] == ' ' {
+				return all
+			}
+		}
+	}
+	readReply() // greeting
+	fmt.Fprintf(conn, "EHLO pipeliner.test\r\n")
+	if ehlo := readReply(); !strings.Contains(ehlo, "PIPELINING") {
+		t.Fatalf("EHLO: %q", ehlo)
+	}
+	// RFC 2920 3.1: MAIL, RCPT... and DATA in one write; replies in order.
+	fmt.Fprintf(conn, "MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<nobody@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+	for i, want := range []string{"250", "250", "550", "250", "354"} {
+		if got := readReply(); !strings.HasPrefix(got, want) {
+			t.Fatalf("reply %d = %q, want %s", i, got, want)
+		}
+	}
+	fmt.Fprintf(conn, "Subject: pipelined\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+	for i, want := range []string{"250", "250", "250", "354"} {
+		if got := readReply(); !strings.HasPrefix(got, want) {
+			t.Fatalf("second batch reply %d = %q, want %s", i, got, want)
+		}
+	}
+	fmt.Fprintf(conn, "Subject: second\r\n\r\nagain\r\n.\r\nQUIT\r\n")
+	if got := readReply(); !strings.HasPrefix(got, "250") {
+		t.Fatalf("second DATA: %q", got)
+	}
+	readReply()
+	if n := len(in.Messages(t, "bob@example.test", "INBOX")); n != 2 {
+		t.Fatalf("bob has %d messages", n)
+	}
+	if n := len(in.Messages(t, "alice@example.test", "INBOX")); n != 1 {
+		t.Fatalf("alice has %d messages", n)
+	}
 }

@@ -106,7 +106,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	s.Delivery = delivery.New(delivery.Options{
 		Directory: s.Directory, Store: s.Mail, Queue: s.Queue, Logger: log,
-		MaxSize: int64(cfg.SMTP.Limits.MaxMessageSize), SenderMustOwn: cfg.SMTP.SenderMustOwn,
+		// The SMTP server enforces the configured size on what the client
+		// sends; delivery's own bound leaves room for the trace headers
+		// added on the way (Received, Return-Path).
+		MaxSize: int64(cfg.SMTP.Limits.MaxMessageSize) + 64<<10, SenderMustOwn: cfg.SMTP.SenderMustOwn,
 	})
 	s.TLS, err = tlsconf.Load(tlsconf.Options{
 		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
