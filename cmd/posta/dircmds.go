@@ -23,28 +23,18 @@ func newDomainCmd(g *globals) *cobra.Command {
 		Use:   "add DOMAIN",
 		Short: "Add a local domain",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			if err := d.AddDomain(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "added domain %s\n", strings.ToLower(args[0]))
 			return nil
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "list",
 		Short: "List local domains",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			doms, err := d.Domains(cmd.Context())
 			if err != nil {
 				return err
@@ -55,23 +45,18 @@ func newDomainCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%d\n", dom.Name, dom.Accounts, dom.Aliases)
 			}
 			return tw.Flush()
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "del DOMAIN",
 		Short: "Delete a domain that has no accounts or aliases left",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			if err := d.DeleteDomain(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "deleted domain %s\n", strings.ToLower(args[0]))
 			return nil
-		},
+		}),
 	})
 	return cmd
 }
@@ -146,12 +131,7 @@ func newUserCmd(g *globals) *cobra.Command {
 		Use:   "passwd ADDRESS",
 		Short: "Change an account's password",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			acc, err := d.Account(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -165,7 +145,7 @@ func newUserCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "changed password of %s\n", acc.Address)
 			return nil
-		},
+		}),
 	}
 	passwd.Flags().BoolVar(&stdinPass2, "password-stdin", false, "read the password from the first line of standard input")
 
@@ -207,12 +187,7 @@ func newUserCmd(g *globals) *cobra.Command {
 		Use:   "list [DOMAIN]",
 		Short: "List accounts, all or one domain's",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			dom := ""
 			if len(args) == 1 {
 				dom = args[0]
@@ -235,36 +210,26 @@ func newUserCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Address, quota, files)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use:   "del ADDRESS",
 		Short: "Delete an account (and drop it from aliases)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			if err := d.DeleteAccount(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "deleted account %s\n", strings.ToLower(args[0]))
 			return nil
-		},
+		}),
 	}
 	var stdinPass3 bool
 	test := &cobra.Command{
 		Use:   "test ADDRESS",
 		Short: "Check a password as a login would (exit status 1 if refused)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			pw, err := readPassword(g, stdinPass3, "Password for "+args[0])
 			if err != nil {
 				return err
@@ -278,7 +243,7 @@ func newUserCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "password OK for %s\n", acc)
 			return nil
-		},
+		}),
 	}
 	test.Flags().BoolVar(&stdinPass3, "password-stdin", false, "read the password from the first line of standard input")
 	cmd.AddCommand(add, passwd, set, list, del, test)
@@ -294,28 +259,18 @@ func newAliasCmd(g *globals) *cobra.Command {
 		Use:   "add ADDRESS TARGET...",
 		Short: "Deliver mail for ADDRESS to one or more accounts or outside addresses",
 		Args:  cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			if err := d.AddAlias(cmd.Context(), args[0], args[1:]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "alias %s -> %s\n", strings.ToLower(args[0]), strings.ToLower(strings.Join(args[1:], ", ")))
 			return nil
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "list [DOMAIN]",
 		Short: "List aliases, all or one domain's",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			dom := ""
 			if len(args) == 1 {
 				dom = args[0]
@@ -330,23 +285,18 @@ func newAliasCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\n", a.Address, strings.Join(a.Targets, ", "))
 			}
 			return tw.Flush()
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "del ADDRESS [TARGET...]",
 		Short: "Delete an alias, or only some of its targets",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			d, done, err := g.openDirectory(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
 			if err := d.DeleteAlias(cmd.Context(), args[0], args[1:]...); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "deleted alias %s\n", strings.ToLower(strings.Join(args, " ")))
 			return nil
-		},
+		}),
 	})
 	return cmd
 }

@@ -145,3 +145,16 @@ func newVersionCmd(g *globals) *cobra.Command {
 }
 
 const version = "0.1.0-dev"
+
+// withDirectory adapts a command body that needs the directory: it opens
+// the configured data directory's database, runs fn, and closes it.
+func (g *globals) withDirectory(fn func(cmd *cobra.Command, args []string, d *directory.Directory) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		d, done, err := g.openDirectory(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, args, d)
+	}
+}

@@ -3,11 +3,9 @@ package guard
 import (
 	"errors"
 	"fmt"
-	"go/build"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,19 +323,6 @@ func TestConcurrentRaceOnOneRelease(t *testing.T) {
 		wg.Wait()
 		if s := g.Stats(); s.Conns != 0 {
 			t.Fatalf("Conns = %d after racing releases of one conn, want 0", s.Conns)
-		}
-	}
-}
-
-// TestImportsStdlibOnly keeps guard below every protocol server (ARCHITECTURE.md: arrows point down).
-func TestImportsStdlibOnly(t *testing.T) {
-	pkg, err := build.Default.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, imp := range pkg.Imports {
-		if first, _, _ := strings.Cut(imp, "/"); strings.Contains(first, ".") || first == "posta" {
-			t.Errorf("guard imports %q; it must import only the standard library", imp)
 		}
 	}
 }
