@@ -68,7 +68,7 @@ type accountFlags struct {
 }
 
 func (f *accountFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.quota, "quota", "", "storage quota for mail and files, e.g. 2GiB (0 or none: no quota)")
+	cmd.Flags().StringVar(&f.quota, "quota", "", "quota for the mail, and separately for the file tree, e.g. 2GiB (0 or none: no quota)")
 	cmd.Flags().BoolVar(&f.readOnly, "files-read-only", false, "the account may download files but not change them")
 }
 

@@ -15,7 +15,9 @@ import (
 type Account struct {
 	Address string
 	Domain  string
-	// QuotaBytes caps mail and files together; 0 means no quota.
+	// QuotaBytes caps the account's mail, and separately its file tree
+	// (each may use up to it, as Dovecot and SFTPGo users expect of their
+	// own quota); 0 means no quota.
 	QuotaBytes int64
 	// FilesReadOnly refuses every change to the account's file tree (FTP, SFTP).
 	FilesReadOnly bool
