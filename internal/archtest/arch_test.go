@@ -13,7 +13,7 @@ import (
 var layers = map[string]int{
 	"config": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0,
 	"directory": 1, "mailstore": 1, "queue": 1, "files": 1,
-	"delivery": 2,
+	"delivery":   2,
 	"smtpserver": 3, "pop3server": 3, "imapserver": 3, "imapwire": 0, "ftpserver": 3, "sftpserver": 3,
 	"server":    4,
 	"postatest": 5,
