@@ -1,0 +1,5 @@
+package imapwire
+
+import "reflect"
+
+func commandsEqual(a, b *Command) bool { return reflect.DeepEqual(a, b) }
