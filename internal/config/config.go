@@ -93,9 +93,23 @@ type SMTPLimits struct {
 
 // POP3 settings.
 type POP3 struct {
-	Enabled bool `toml:"enabled"`
-	Port    int  `toml:"port" comment:"POP3 with STLS."`
-	TLSPort int  `toml:"tls_port" comment:"POP3 with implicit TLS."`
+	Enabled        bool       `toml:"enabled"`
+	Port           int        `toml:"port" comment:"POP3 with STLS."`
+	TLSPort        int        `toml:"tls_port" comment:"POP3 with implicit TLS."`
+	ExpireDays     int        `toml:"expire_days" comment:"Keep mail a client downloaded over POP3 for this many days, then remove it (advertised with EXPIRE, RFC 2449 6.7); 0 keeps it until the client deletes it."`
+	DeletedToTrash bool       `toml:"deleted_to_trash" comment:"Move mail deleted over POP3 to Trash instead of removing it."`
+	LoginDelay     Duration   `toml:"login_delay" comment:"Minimum time between two POP3 logins of one account (LOGIN-DELAY, RFC 2449 6.5); 0s for none."`
+	Limits         POP3Limits `toml:"limits"`
+}
+
+// POP3Limits bound every POP3 session.
+type POP3Limits struct {
+	MaxLineLength         int      `toml:"max_line_length" comment:"Longest command line in octets (RFC 2449 4 requires at least 255)."`
+	MaxAuthLineLength     int      `toml:"max_auth_line_length" comment:"Longest AUTH response line (RFC 5034 4)."`
+	IdleTimeout           Duration `toml:"idle_timeout" comment:"Idle time allowed between commands (RFC 1939 3 requires at least 10 minutes)."`
+	WriteTimeout          Duration `toml:"write_timeout" comment:"A client that reads nothing of a reply for this long is cut."`
+	MaxCommandsBeforeAuth int      `toml:"max_commands_before_auth"`
+	MaxErrors             int      `toml:"max_errors" comment:"Refused commands after which the session is closed."`
 }
 
 // IMAP settings.
@@ -150,7 +164,15 @@ func Default() *Config {
 				DataTimeout:    Duration(10 * 60 * 1e9),
 				MaxErrors:      20,
 			}},
-		POP3: POP3{Enabled: true, Port: 110, TLSPort: 995},
+		POP3: POP3{Enabled: true, Port: 110, TLSPort: 995,
+			Limits: POP3Limits{
+				MaxLineLength:         512,
+				MaxAuthLineLength:     4096,
+				IdleTimeout:           Duration(10 * 60 * 1e9),
+				WriteTimeout:          Duration(5 * 60 * 1e9),
+				MaxCommandsBeforeAuth: 30,
+				MaxErrors:             20,
+			}},
 		IMAP: IMAP{Enabled: true, Port: 143, TLSPort: 993},
 		FTP:  FTP{Enabled: true, Port: 21, TLSPort: 990},
 		SFTP: SFTP{Enabled: true, Port: 2022},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Validate checks every key; each error names the key and what is wrong.
@@ -79,6 +80,26 @@ func (c *Config) Validate() error {
 	positiveD("smtp.limits.command_timeout", sl.CommandTimeout)
 	positiveD("smtp.limits.data_timeout", sl.DataTimeout)
 	positive("smtp.limits.max_errors", sl.MaxErrors)
+	p := c.POP3
+	if p.ExpireDays < 0 {
+		bad("pop3.expire_days", "must not be negative (got %d)", p.ExpireDays)
+	}
+	if p.LoginDelay < 0 {
+		bad("pop3.login_delay", "must not be negative (got %s)", p.LoginDelay.D())
+	}
+	pl := p.Limits
+	if pl.MaxLineLength < 255 {
+		bad("pop3.limits.max_line_length", "must be at least 255 (RFC 2449 4; got %d)", pl.MaxLineLength)
+	}
+	if pl.MaxAuthLineLength < pl.MaxLineLength {
+		bad("pop3.limits.max_auth_line_length", "%d is less than pop3.limits.max_line_length %d", pl.MaxAuthLineLength, pl.MaxLineLength)
+	}
+	if pl.IdleTimeout.D() < 10*time.Minute {
+		bad("pop3.limits.idle_timeout", "must be at least 10m (RFC 1939 3; got %s)", pl.IdleTimeout.D())
+	}
+	positiveD("pop3.limits.write_timeout", pl.WriteTimeout)
+	positive("pop3.limits.max_commands_before_auth", pl.MaxCommandsBeforeAuth)
+	positive("pop3.limits.max_errors", pl.MaxErrors)
 
 	seen := map[int]string{}
 	for _, l := range c.allListeners() {

@@ -18,6 +18,7 @@ import (
 	"posta/internal/directory"
 	"posta/internal/guard"
 	"posta/internal/mailstore"
+	"posta/internal/pop3server"
 	"posta/internal/queue"
 	"posta/internal/tlsconf"
 )
@@ -47,6 +48,9 @@ type Server struct {
 	Delivery  *delivery.Delivery
 
 	builders map[string]Builder
+	// pop3Locks is shared by the pop3 and pop3s listeners, so a maildrop
+	// in use on one port is in use on the other (RFC 2449 8.1.2 IN-USE).
+	pop3Locks *pop3server.MaildropLocks
 
 	mu      sync.Mutex
 	running []*running
@@ -74,7 +78,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Config: cfg, Log: log, builders: map[string]Builder{}}
+	s := &Server{Config: cfg, Log: log, builders: map[string]Builder{}, pop3Locks: pop3server.NewMaildropLocks()}
 	for k, b := range builders {
 		s.builders[k] = b
 	}

@@ -1,0 +1,55 @@
+package pop3server
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestImportRule enforces doc.go (ARCHITECTURE.md: arrows point down): the
+// package's non-test files import only the standard library and the Posta
+// packages below it, never internal/server (which imports this package) or
+// another protocol server.
+func TestImportRule(t *testing.T) {
+	allowed := map[string]bool{
+		"posta/internal/config":    true,
+		"posta/internal/guard":     true,
+		"posta/internal/mailstore": true,
+		"posta/internal/sasl":      true,
+		"posta/internal/tlsconf":   true,
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast, err := parser.ParseFile(token.NewFileSet(), f, src, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, imp := range ast.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			first, _, _ := strings.Cut(path, "/")
+			stdlib := !strings.Contains(first, ".") && first != "posta"
+			if !stdlib && !allowed[path] {
+				t.Errorf("%s imports %q, which the import rule in doc.go does not allow", f, path)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no source files checked")
+	}
+}
