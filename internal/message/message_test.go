@@ -591,8 +591,10 @@ func TestBoundedMemory(t *testing.T) {
 		t.Fatal("line counts do not differ")
 	}
 	t.Logf("allocated %d bytes for a 1 MiB attachment, %d for 20 MiB", allocSmall, allocBig)
-	// The body streams through a fixed window: allocation must not grow with it.
-	if allocBig != allocSmall || allocBig > 64<<10 {
+	// The body streams through a fixed window: allocation must not grow with
+	// it. TotalAlloc is process-wide, so the race runtime and the GC add a few
+	// KiB of noise; 20x the body must not cost even 32 KiB more.
+	if allocBig > allocSmall+32<<10 || allocBig > 64<<10 {
 		t.Errorf("allocation grows with the body: %d bytes for 1 MiB, %d for 20 MiB", allocSmall, allocBig)
 	}
 	allocs := testing.AllocsPerRun(3, func() { _, _ = p.parse(newHugeReader(20<<20), Limits{}) })
