@@ -142,3 +142,26 @@ func TestInitAndCheck(t *testing.T) {
 	fails(t, "", "--port-offset", "serve", "--port-offset", "70000", "--data", dir)
 	fails(t, "", "unknown flag: --bogus", "user", "list", "--bogus")
 }
+
+func TestUserKeyCommands(t *testing.T) {
+	data := "--data=" + filepath.Join(t.TempDir(), "data")
+	ok(t, "", "domain", "add", "example.test", data)
+	ok(t, "correct horse\n", "user", "add", "alice@example.test", "--password-stdin", data)
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFlDbZK3BBq0r2PHj7FNFYOgOuVWf0FSH0AJyMc2Om7k alice@laptop"
+	out := ok(t, key+"\n", "user", "key", "add", "alice@example.test", data)
+	if !strings.Contains(out, "added ssh-ed25519 key SHA256:") {
+		t.Fatalf("key add: %q", out)
+	}
+	fails(t, key+"\n", "", "user", "key", "add", "alice@example.test", data)
+	fails(t, "not a key\n", "", "user", "key", "add", "alice@example.test", data)
+	fails(t, key+"\n", "no such account", "user", "key", "add", "bob@example.test", data)
+	out = ok(t, "", "user", "key", "list", "alice@example.test", data)
+	if !strings.Contains(out, "ssh-ed25519") || !strings.Contains(out, "alice@laptop") {
+		t.Fatalf("key list: %q", out)
+	}
+	fp := strings.Fields(strings.Split(out, "\n")[1])[0]
+	ok(t, "", "user", "key", "del", "alice@example.test", fp, data)
+	if out := ok(t, "", "user", "key", "list", "alice@example.test", data); strings.Contains(out, "ssh-ed25519") {
+		t.Fatalf("key still listed: %q", out)
+	}
+}

@@ -246,7 +246,7 @@ func newUserCmd(g *globals) *cobra.Command {
 		}),
 	}
 	test.Flags().BoolVar(&stdinPass3, "password-stdin", false, "read the password from the first line of standard input")
-	cmd.AddCommand(add, passwd, set, list, del, test)
+	cmd.AddCommand(add, passwd, set, list, del, test, newKeyCmd(g))
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"posta/internal/config"
 	"posta/internal/database"
 	"posta/internal/server"
+	"posta/internal/sftpserver"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -94,6 +95,15 @@ func printBanner(g *globals, s *server.Server) {
 			mode = "STLS"
 		}
 		fmt.Fprintf(w, "  listening:  %-12s %-22s %s\n", b.Name, b.Addr, mode)
+		if b.Protocol == "sftp" {
+			fps, err := sftpserver.Fingerprints(cfg.DataDir)
+			for _, fp := range fps {
+				fmt.Fprintf(w, "              host key %s\n", fp)
+			}
+			if err != nil {
+				fmt.Fprintf(w, "              host keys: %v\n", err)
+			}
+		}
 	}
 	flags := cliFlags(g, cfg)
 	fmt.Fprintf(w, "Add a domain and a user (while this runs, from another terminal):\n")

@@ -128,8 +128,19 @@ type FTP struct {
 
 // SFTP settings.
 type SFTP struct {
-	Enabled bool `toml:"enabled"`
-	Port    int  `toml:"port" comment:"SSH for SFTP only (22 usually belongs to the system's sshd)."`
+	Enabled bool       `toml:"enabled"`
+	Port    int        `toml:"port" comment:"SSH for SFTP only (22 usually belongs to the system's sshd)."`
+	Limits  SFTPLimits `toml:"limits"`
+}
+
+// SFTPLimits bound every SSH connection.
+type SFTPLimits struct {
+	LoginTimeout     Duration `toml:"login_timeout" comment:"Time allowed from connect to a successful login."`
+	IdleTimeout      Duration `toml:"idle_timeout" comment:"Idle time allowed on a logged-in connection."`
+	MaxAuthTries     int      `toml:"max_auth_tries" comment:"Authentication attempts (passwords and keys offered) per connection."`
+	MaxSessions      int      `toml:"max_sessions" comment:"SSH channels per connection."`
+	MaxHandles       int      `toml:"max_handles" comment:"Open files and directories per SFTP session."`
+	MaxReorderBuffer Size     `toml:"max_reorder_buffer" comment:"Out-of-order upload data held per session while earlier writes arrive."`
 }
 
 // DefaultDataDir is the data directory when neither the file nor a flag sets one.
@@ -175,7 +186,15 @@ func Default() *Config {
 			}},
 		IMAP: IMAP{Enabled: true, Port: 143, TLSPort: 993},
 		FTP:  FTP{Enabled: true, Port: 21, TLSPort: 990},
-		SFTP: SFTP{Enabled: true, Port: 2022},
+		SFTP: SFTP{Enabled: true, Port: 2022,
+			Limits: SFTPLimits{
+				LoginTimeout:     Duration(60 * 1e9),
+				IdleTimeout:      Duration(15 * 60 * 1e9),
+				MaxAuthTries:     6,
+				MaxSessions:      10,
+				MaxHandles:       256,
+				MaxReorderBuffer: 32 << 20,
+			}},
 	}
 }
 

@@ -100,6 +100,15 @@ func (c *Config) Validate() error {
 	positiveD("pop3.limits.write_timeout", pl.WriteTimeout)
 	positive("pop3.limits.max_commands_before_auth", pl.MaxCommandsBeforeAuth)
 	positive("pop3.limits.max_errors", pl.MaxErrors)
+	fl := c.SFTP.Limits
+	positiveD("sftp.limits.login_timeout", fl.LoginTimeout)
+	positiveD("sftp.limits.idle_timeout", fl.IdleTimeout)
+	positive("sftp.limits.max_auth_tries", fl.MaxAuthTries)
+	positive("sftp.limits.max_sessions", fl.MaxSessions)
+	positive("sftp.limits.max_handles", fl.MaxHandles)
+	if fl.MaxReorderBuffer < 1<<20 {
+		bad("sftp.limits.max_reorder_buffer", "%s is below 1MiB", fl.MaxReorderBuffer)
+	}
 
 	seen := map[int]string{}
 	for _, l := range c.allListeners() {

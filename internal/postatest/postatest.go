@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,6 +96,7 @@ func Start(t testing.TB, opts ...Option) *Instance {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx := context.Background()
+	hostKeys.restore(t, cfg.DataDir)
 	s, err := server.New(ctx, cfg, log, o.srv...)
 	if err != nil {
 		t.Fatalf("postatest: new: %v", err)
@@ -115,6 +117,7 @@ func Start(t testing.TB, opts ...Option) *Instance {
 		s.Close()
 		t.Fatalf("postatest: start: %v", err)
 	}
+	hostKeys.save(cfg.DataDir)
 	in := &Instance{Server: s, DataDir: cfg.DataDir, CAs: s.TLS.CertPool()}
 	t.Cleanup(func() { in.Stop(t) })
 	return in
@@ -172,3 +175,55 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func directoryOptions() directory.AccountOptions { return directory.AccountOptions{} }
+
+// hostKeys keeps the first instance's SSH host keys in memory and gives
+// them to every later instance of the test process: generating an RSA 3072
+// key can take seconds on a busy machine, and nothing is tested by doing it
+// again. "ssh" is the directory the SFTP server keeps them in.
+var hostKeys keyCache
+
+type keyCache struct {
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func (c *keyCache) save(dataDir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.files != nil {
+		return
+	}
+	ents, err := os.ReadDir(filepath.Join(dataDir, "ssh"))
+	if err != nil || len(ents) == 0 {
+		return
+	}
+	files := map[string][]byte{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dataDir, "ssh", e.Name()))
+		if err != nil {
+			return
+		}
+		files[e.Name()] = b
+	}
+	c.files = files
+}
+
+func (c *keyCache) restore(t testing.TB, dataDir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.files == nil {
+		return
+	}
+	dir := filepath.Join(dataDir, "ssh")
+	if _, err := os.Stat(dir); err == nil {
+		return // a restart over existing data keeps its own keys
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatalf("postatest: %v", err)
+	}
+	for name, b := range c.files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatalf("postatest: %v", err)
+		}
+	}
+}

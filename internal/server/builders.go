@@ -3,6 +3,7 @@ package server
 import (
 	"posta/internal/config"
 	"posta/internal/pop3server"
+	"posta/internal/sftpserver"
 	"posta/internal/smtpserver"
 )
 
@@ -26,6 +27,17 @@ var builders = map[string]Builder{
 				MaxCommandsBeforeAuth: p.Limits.MaxCommandsBeforeAuth, MaxErrors: p.Limits.MaxErrors,
 			},
 			Policy: pop3server.Policy{ExpireDays: p.ExpireDays, DeletedToTrash: p.DeletedToTrash, LoginDelay: p.LoginDelay.D()},
+		})
+	},
+	"sftp": func(s *Server, l config.Listener) (Protocol, error) {
+		p := s.Config.SFTP.Limits
+		return sftpserver.New(sftpserver.Options{
+			Config: s.Config, Listener: l, Directory: s.Directory, Guard: s.Guard,
+			Files: s.Files, DB: s.DB, Logger: s.Log.With("listener", l.Name),
+			Limits: sftpserver.Limits{
+				LoginTimeout: p.LoginTimeout.D(), IdleTimeout: p.IdleTimeout.D(), MaxAuthTries: p.MaxAuthTries,
+				MaxSessions: p.MaxSessions, MaxHandles: p.MaxHandles, MaxReorderBytes: int64(p.MaxReorderBuffer),
+			},
 		})
 	},
 }

@@ -16,6 +16,7 @@ import (
 	"posta/internal/database"
 	"posta/internal/delivery"
 	"posta/internal/directory"
+	"posta/internal/files"
 	"posta/internal/guard"
 	"posta/internal/mailstore"
 	"posta/internal/pop3server"
@@ -46,6 +47,9 @@ type Server struct {
 	Mail      *mailstore.Store
 	Queue     *queue.Queue
 	Delivery  *delivery.Delivery
+	// Files is the one file store FTP and SFTP share: it holds the
+	// accounts' quota counters.
+	Files *files.Store
 
 	builders map[string]Builder
 	// pop3Locks is shared by the pop3 and pop3s listeners, so a maildrop
@@ -115,6 +119,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		// added on the way (Received, Return-Path).
 		MaxSize: int64(cfg.SMTP.Limits.MaxMessageSize) + 64<<10, SenderMustOwn: cfg.SMTP.SenderMustOwn,
 	})
+	if s.Files, err = files.Open(files.Options{Dir: filepath.Join(dataDir, "files"), Logger: log}); err != nil {
+		s.closeStores()
+		return nil, err
+	}
 	s.TLS, err = tlsconf.Load(tlsconf.Options{
 		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
 		Dir: filepath.Join(dataDir, "tls"), Hostname: cfg.Hostname, Logger: log,
