@@ -121,9 +121,32 @@ type IMAP struct {
 
 // FTP settings.
 type FTP struct {
-	Enabled bool `toml:"enabled"`
-	Port    int  `toml:"port" comment:"FTP with AUTH TLS."`
-	TLSPort int  `toml:"tls_port" comment:"FTPS with implicit TLS."`
+	Enabled                 bool      `toml:"enabled"`
+	Port                    int       `toml:"port" comment:"FTP with AUTH TLS."`
+	TLSPort                 int       `toml:"tls_port" comment:"FTPS with implicit TLS."`
+	TLSLogin                string    `toml:"tls_login" comment:"Who must use TLS before sending a password: non-loopback, required or optional (allow_plaintext_auth overrides it)."`
+	TLSData                 string    `toml:"tls_data" comment:"Who must protect data connections (PROT P): non-loopback, required or optional."`
+	TLSDataResume           bool      `toml:"tls_data_resume" comment:"A protected data connection must resume its own control connection's TLS session (as vsftpd requires)."`
+	Anonymous               bool      `toml:"anonymous" comment:"Allow anonymous/ftp logins, read-only, in anonymous_dir."`
+	AnonymousDir            string    `toml:"anonymous_dir"`
+	PassivePortMin          int       `toml:"passive_port_min" comment:"Passive data port range; 0 and 0 let the kernel choose."`
+	PassivePortMax          int       `toml:"passive_port_max"`
+	PassiveAddress          string    `toml:"passive_address" comment:"Address announced in PASV replies behind NAT (an IPv4 address or host name); empty: the control connection's."`
+	PassiveAddressByNetwork string    `toml:"passive_address_by_network" comment:"Per-client-network overrides, e.g. \"192.168.0.0/16=192.168.1.2, 10.0.0.0/8=10.0.0.5\"."`
+	Limits                  FTPLimits `toml:"limits"`
+}
+
+// FTPLimits bound every FTP session.
+type FTPLimits struct {
+	MaxLineLength        int      `toml:"max_line_length" comment:"Longest command line in octets."`
+	IdleTimeout          Duration `toml:"idle_timeout"`
+	DataTimeout          Duration `toml:"data_timeout" comment:"A data connection that moves nothing for this long is cut."`
+	ConnectTimeout       Duration `toml:"connect_timeout" comment:"Time for the client to open a data connection."`
+	MaxErrors            int      `toml:"max_errors"`
+	MaxErrorsBeforeLogin int      `toml:"max_errors_before_login"`
+	MaxLoginFailures     int      `toml:"max_login_failures" comment:"Failed logins on one connection before it is closed."`
+	MaxASCIIScan         Size     `toml:"max_ascii_scan" comment:"Largest file whose ASCII-mode size SIZE computes."`
+	MaxDrain             Size     `toml:"max_drain" comment:"Data read and discarded after a refused upload, so the client sees the reply."`
 }
 
 // SFTP settings.
@@ -185,7 +208,18 @@ func Default() *Config {
 				MaxErrors:             20,
 			}},
 		IMAP: IMAP{Enabled: true, Port: 143, TLSPort: 993},
-		FTP:  FTP{Enabled: true, Port: 21, TLSPort: 990},
+		FTP: FTP{Enabled: true, Port: 21, TLSPort: 990, TLSLogin: "non-loopback", TLSData: "non-loopback", TLSDataResume: true,
+			Limits: FTPLimits{
+				MaxLineLength:        4608,
+				IdleTimeout:          Duration(5 * 60 * 1e9),
+				DataTimeout:          Duration(5 * 60 * 1e9),
+				ConnectTimeout:       Duration(60 * 1e9),
+				MaxErrors:            20,
+				MaxErrorsBeforeLogin: 5,
+				MaxLoginFailures:     3,
+				MaxASCIIScan:         128 << 20,
+				MaxDrain:             16 << 20,
+			}},
 		SFTP: SFTP{Enabled: true, Port: 2022,
 			Limits: SFTPLimits{
 				LoginTimeout:     Duration(60 * 1e9),

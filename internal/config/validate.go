@@ -100,6 +100,35 @@ func (c *Config) Validate() error {
 	positiveD("pop3.limits.write_timeout", pl.WriteTimeout)
 	positive("pop3.limits.max_commands_before_auth", pl.MaxCommandsBeforeAuth)
 	positive("pop3.limits.max_errors", pl.MaxErrors)
+	f := c.FTP
+	for key, val := range map[string]string{"ftp.tls_login": f.TLSLogin, "ftp.tls_data": f.TLSData} {
+		switch val {
+		case "non-loopback", "required", "optional":
+		default:
+			bad(key, "%q is not one of non-loopback, required, optional", val)
+		}
+	}
+	if f.Anonymous && f.AnonymousDir == "" {
+		bad("ftp.anonymous_dir", "must be set when ftp.anonymous is on")
+	}
+	if (f.PassivePortMin == 0) != (f.PassivePortMax == 0) {
+		bad("ftp.passive_port_min", "set both passive_port_min and passive_port_max, or neither")
+	} else if f.PassivePortMin != 0 && (f.PassivePortMin < 1024 || f.PassivePortMax > 65535 || f.PassivePortMin > f.PassivePortMax) {
+		bad("ftp.passive_port_min", "range %d-%d must lie within 1024-65535, min not above max", f.PassivePortMin, f.PassivePortMax)
+	}
+	ftl := f.Limits
+	if ftl.MaxLineLength < 512 {
+		bad("ftp.limits.max_line_length", "must be at least 512 (got %d)", ftl.MaxLineLength)
+	}
+	positiveD("ftp.limits.idle_timeout", ftl.IdleTimeout)
+	positiveD("ftp.limits.data_timeout", ftl.DataTimeout)
+	positiveD("ftp.limits.connect_timeout", ftl.ConnectTimeout)
+	positive("ftp.limits.max_errors", ftl.MaxErrors)
+	positive("ftp.limits.max_errors_before_login", ftl.MaxErrorsBeforeLogin)
+	positive("ftp.limits.max_login_failures", ftl.MaxLoginFailures)
+	if ftl.MaxASCIIScan <= 0 || ftl.MaxDrain <= 0 {
+		bad("ftp.limits", "max_ascii_scan and max_drain must be positive")
+	}
 	fl := c.SFTP.Limits
 	positiveD("sftp.limits.login_timeout", fl.LoginTimeout)
 	positiveD("sftp.limits.idle_timeout", fl.IdleTimeout)

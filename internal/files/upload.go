@@ -352,6 +352,7 @@ func (u *Upload) Commit() error {
 	uc := u.t.u
 	uc.lock()
 	var old int64
+	var held *os.File
 	if fi, err := u.t.root.Lstat(u.rel); err == nil {
 		if fi.IsDir() {
 			uc.unlock()
@@ -360,10 +361,17 @@ func (u *Upload) Commit() error {
 		}
 		if fi.Mode().IsRegular() {
 			old = fi.Size()
+			// Hold the file being replaced open across the rename: freeing a
+			// large file's blocks then happens at our close, after the
+			// reply, instead of inside rename(2) (0.7 s for 1 GiB on ext4).
+			held, _ = u.t.root.Open(u.rel)
 		}
 	}
 	if err := u.t.root.Rename(u.tmp, u.rel); err != nil {
 		uc.unlock()
+		if held != nil {
+			held.Close()
+		}
 		u.discard()
 		return osErr("rename", u.name, err)
 	}
@@ -371,7 +379,11 @@ func (u *Upload) Commit() error {
 	// is the new size minus the file it replaced.
 	uc.addLocked(u.written.Load() - old - u.charged)
 	uc.unlock()
-	return u.t.syncDir(path.Dir(u.rel))
+	err := u.t.syncDir(path.Dir(u.rel))
+	if held != nil {
+		go held.Close()
+	}
+	return err
 }
 
 // Abort ends a failed upload: a Replace or Unique leaves no trace (the temp

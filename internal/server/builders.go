@@ -1,7 +1,10 @@
 package server
 
 import (
+	"fmt"
+
 	"posta/internal/config"
+	"posta/internal/ftpserver"
 	"posta/internal/pop3server"
 	"posta/internal/sftpserver"
 	"posta/internal/smtpserver"
@@ -38,6 +41,33 @@ var builders = map[string]Builder{
 				LoginTimeout: p.LoginTimeout.D(), IdleTimeout: p.IdleTimeout.D(), MaxAuthTries: p.MaxAuthTries,
 				MaxSessions: p.MaxSessions, MaxHandles: p.MaxHandles, MaxReorderBytes: int64(p.MaxReorderBuffer),
 			},
+		})
+	},
+	"ftp": func(s *Server, l config.Listener) (Protocol, error) {
+		f := s.Config.FTP
+		byNet, err := ftpserver.ParseNetworkAddresses(f.PassiveAddressByNetwork)
+		if err != nil {
+			return nil, fmt.Errorf("ftp.passive_address_by_network: %w", err)
+		}
+		lim := f.Limits
+		return ftpserver.New(ftpserver.Options{
+			Listener: l, Hostname: s.Config.Hostname, Directory: s.Directory, Files: s.Files, Guard: s.Guard,
+			TLS: s.TLS, Logger: s.Log.With("listener", l.Name),
+			Limits: ftpserver.Limits{
+				MaxLineLength: lim.MaxLineLength, IdleTimeout: lim.IdleTimeout.D(), DataTimeout: lim.DataTimeout.D(),
+				ConnectTimeout: lim.ConnectTimeout.D(), MaxErrors: lim.MaxErrors,
+				MaxErrorsBeforeLogin: lim.MaxErrorsBeforeLogin, MaxLoginFailures: lim.MaxLoginFailures,
+				MaxASCIIScan: int64(lim.MaxASCIIScan), MaxDrain: int64(lim.MaxDrain),
+			},
+			AllowPlaintextAuth:      s.Config.AllowPlaintextAuth,
+			TLSLogin:                ftpserver.TLSPolicy(f.TLSLogin),
+			TLSData:                 ftpserver.TLSPolicy(f.TLSData),
+			AllowTLSWithoutResume:   !f.TLSDataResume,
+			Anonymous:               f.Anonymous,
+			PassivePortMin:          f.PassivePortMin,
+			PassivePortMax:          f.PassivePortMax,
+			PassiveAddress:          f.PassiveAddress,
+			PassiveAddressByNetwork: byNet,
 		})
 	},
 }

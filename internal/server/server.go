@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		// added on the way (Received, Return-Path).
 		MaxSize: int64(cfg.SMTP.Limits.MaxMessageSize) + 64<<10, SenderMustOwn: cfg.SMTP.SenderMustOwn,
 	})
-	if s.Files, err = files.Open(files.Options{Dir: filepath.Join(dataDir, "files"), Logger: log}); err != nil {
+	if s.Files, err = files.Open(files.Options{Dir: filepath.Join(dataDir, "files"), AnonymousDir: cfg.FTP.AnonymousDir, Logger: log}); err != nil {
 		s.closeStores()
 		return nil, err
 	}
