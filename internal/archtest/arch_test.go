@@ -22,15 +22,18 @@ var layers = map[string]int{
 // outside lists, for packages that are leaves of the design, every module
 // outside the standard library they may use.
 var outside = map[string][]string{
-	"config":    {"github.com/pelletier/go-toml/v2"},
-	"database":  {"modernc.org/sqlite"},
-	"blob":      {},
-	"guard":     {},
-	"sasl":      {"golang.org/x/text/"},
-	"tlsconf":   {},
-	"message":   {"github.com/emersion/go-message", "golang.org/x/text/"},
-	"directory": {"golang.org/x/crypto/argon2"},
-	"mailstore": {},
+	"config":     {"github.com/pelletier/go-toml/v2"},
+	"database":   {"modernc.org/sqlite"},
+	"blob":       {},
+	"guard":      {},
+	"sasl":       {"golang.org/x/text/"},
+	"tlsconf":    {},
+	"message":    {"github.com/emersion/go-message", "golang.org/x/text/"},
+	"directory":  {"golang.org/x/crypto/argon2"},
+	"mailstore":  {},
+	"imapwire":   {},
+	"pop3server": {},
+	"ftpserver":  {},
 }
 
 func TestImportsPointDown(t *testing.T) {
