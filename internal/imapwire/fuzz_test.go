@@ -50,25 +50,8 @@ func FuzzReadCommand(f *testing.F) {
 	f.Add([]byte("a APPEND INBOX (\\Seen) \"01-Jan-2020 10:00:00 +0100\" ~{3+}\r\na\x00b UTF8 (~{2+}\r\nxy)\r\n"), uint8(1))
 	f.Add([]byte("a IDLE\r\nDONE\r\nb AUTHENTICATE PLAIN\r\n=\r\n"), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
-		var opts []Option
-		if mode&1 != 0 {
-			opts = append(opts, WithLiteralPlus())
-		}
-		if mode&2 != 0 {
-			opts = append(opts, WithUTF8())
-		}
-		if mode&4 != 0 {
-			n := 0
-			opts = append(opts, WithContinue(func(LiteralInfo) error {
-				n++
-				if n%3 == 0 {
-					return errors.New("refused")
-				}
-				return nil
-			}))
-		}
-		d := NewDecoder(bufio.NewReaderSize(bytes.NewReader(data), 16+int(mode>>3)*64), fuzzLimits, opts...)
-		for range 1000 {
+		d := fuzzDecoder(data, mode)
+		for i := range 1000 {
 			before := allocated()
 			c, err := d.ReadCommand()
 			if err != nil {
@@ -84,30 +67,13 @@ func FuzzReadCommand(f *testing.F) {
 			if c.Tag == "" || c.Name == "" {
 				t.Fatalf("command without tag or name: %#v", c)
 			}
-			var msgs []fuzzMessage
-			switch {
-			case c.Name == "APPEND":
-				for {
-					m, err := d.NextMessage()
-					if err != nil || m == nil {
-						break
-					}
-					body, err := io.ReadAll(io.LimitReader(m.Body, fuzzLimits.MaxAppend+1))
-					if err != nil {
-						return
-					}
-					if int64(len(body)) != m.Size {
-						t.Fatalf("APPEND body %d octets, announced %d", len(body), m.Size)
-					}
-					msgs = append(msgs, fuzzMessage{m, body})
-				}
-			case c.Name == "IDLE":
-				d.ReadDone()
-			case c.Name == "AUTHENTICATE" && c.Auth.Initial == nil:
-				d.ReadSASLResponse()
-			}
+			msgs := drainCommand(t, d, c)
 			if a := allocated() - before; a > allocBound {
-				t.Fatalf("%s allocated %d bytes", c.Name, a)
+				// The counter is process-wide, and the fuzzing engine allocates beside us:
+				// measure again on fresh decoders and fail only if every run is over.
+				if a = remeasure(t, data, mode, i); a > allocBound {
+					t.Fatalf("%s allocated %d bytes", c.Name, a)
+				}
 			}
 			if c.Name == "APPEND" {
 				if len(msgs) > 0 {
@@ -118,6 +84,75 @@ func FuzzReadCommand(f *testing.F) {
 			checkRoundTrip(t, "fuzz", c)
 		}
 	})
+}
+
+// remeasure decodes data again up to its nth command three times and returns the least that
+// command allocated.
+func remeasure(t *testing.T, data []byte, mode uint8, nth int) uint64 {
+	least := ^uint64(0)
+	for range 3 {
+		d := fuzzDecoder(data, mode)
+		for i := 0; i <= nth; i++ {
+			before := allocated()
+			c, err := d.ReadCommand()
+			if err == nil {
+				drainCommand(t, d, c)
+			}
+			if i == nth {
+				least = min(least, allocated()-before)
+			}
+		}
+	}
+	return least
+}
+
+// drainCommand reads what follows a command on the wire (APPEND messages, IDLE's DONE, a SASL
+// response) and returns the APPEND messages.
+func drainCommand(t *testing.T, d *Decoder, c *Command) []fuzzMessage {
+	var msgs []fuzzMessage
+	switch {
+	case c.Name == "APPEND":
+		for {
+			m, err := d.NextMessage()
+			if err != nil || m == nil {
+				break
+			}
+			body, err := io.ReadAll(io.LimitReader(m.Body, fuzzLimits.MaxAppend+1))
+			if err != nil {
+				break
+			}
+			if int64(len(body)) != m.Size {
+				t.Fatalf("APPEND body %d octets, announced %d", len(body), m.Size)
+			}
+			msgs = append(msgs, fuzzMessage{m, body})
+		}
+	case c.Name == "IDLE":
+		d.ReadDone()
+	case c.Name == "AUTHENTICATE" && c.Auth.Initial == nil:
+		d.ReadSASLResponse()
+	}
+	return msgs
+}
+
+func fuzzDecoder(data []byte, mode uint8) *Decoder {
+	var opts []Option
+	if mode&1 != 0 {
+		opts = append(opts, WithLiteralPlus())
+	}
+	if mode&2 != 0 {
+		opts = append(opts, WithUTF8())
+	}
+	if mode&4 != 0 {
+		n := 0
+		opts = append(opts, WithContinue(func(LiteralInfo) error {
+			n++
+			if n%3 == 0 {
+				return errors.New("refused")
+			}
+			return nil
+		}))
+	}
+	return NewDecoder(bufio.NewReaderSize(bytes.NewReader(data), 16+int(mode>>3)*64), fuzzLimits, opts...)
 }
 
 // checkAppendRoundTrip re-renders an APPEND with its messages and decodes it again.
