@@ -114,9 +114,24 @@ type POP3Limits struct {
 
 // IMAP settings.
 type IMAP struct {
-	Enabled bool `toml:"enabled"`
-	Port    int  `toml:"port" comment:"IMAP with STARTTLS."`
-	TLSPort int  `toml:"tls_port" comment:"IMAP with implicit TLS."`
+	Enabled bool       `toml:"enabled"`
+	Port    int        `toml:"port" comment:"IMAP with STARTTLS."`
+	TLSPort int        `toml:"tls_port" comment:"IMAP with implicit TLS."`
+	Limits  IMAPLimits `toml:"limits"`
+}
+
+// IMAPLimits bound every IMAP session.
+type IMAPLimits struct {
+	MaxLineLength         Size     `toml:"max_line_length" comment:"Longest command line, literals excluded (RFC 9051 4 sets no limit; RFC 7162 4 asks for at least 8192 octets)."`
+	MaxCommandLength      Size     `toml:"max_command_length" comment:"Longest command, its literals included (APPEND messages excluded)."`
+	MaxLiteral            Size     `toml:"max_literal" comment:"Largest literal in a command other than APPEND."`
+	MaxAppend             Size     `toml:"max_append" comment:"Largest message APPEND accepts (announced as APPENDLIMIT, RFC 7889)."`
+	IdleTimeout           Duration `toml:"idle_timeout" comment:"Idle time allowed between commands and in IDLE (RFC 9051 5.4 requires at least 30 minutes)."`
+	LoginTimeout          Duration `toml:"login_timeout" comment:"Idle time allowed before login."`
+	WriteTimeout          Duration `toml:"write_timeout" comment:"A client that reads nothing of a response for this long is cut."`
+	MaxCommandsBeforeAuth int      `toml:"max_commands_before_auth"`
+	MaxErrors             int      `toml:"max_errors" comment:"Commands answered BAD in a row after which the session is closed."`
+	MaxSessionsPerUser    int      `toml:"max_sessions_per_user" comment:"Concurrent IMAP sessions one account may hold."`
 }
 
 // FTP settings.
@@ -207,7 +222,19 @@ func Default() *Config {
 				MaxCommandsBeforeAuth: 30,
 				MaxErrors:             20,
 			}},
-		IMAP: IMAP{Enabled: true, Port: 143, TLSPort: 993},
+		IMAP: IMAP{Enabled: true, Port: 143, TLSPort: 993,
+			Limits: IMAPLimits{
+				MaxLineLength:         64 << 10,
+				MaxCommandLength:      256 << 10,
+				MaxLiteral:            64 << 10,
+				MaxAppend:             50 << 20,
+				IdleTimeout:           Duration(30 * 60 * 1e9),
+				LoginTimeout:          Duration(60 * 1e9),
+				WriteTimeout:          Duration(5 * 60 * 1e9),
+				MaxCommandsBeforeAuth: 30,
+				MaxErrors:             20,
+				MaxSessionsPerUser:    50,
+			}},
 		FTP: FTP{Enabled: true, Port: 21, TLSPort: 990, TLSLogin: "non-loopback", TLSData: "non-loopback", TLSDataResume: true,
 			Limits: FTPLimits{
 				MaxLineLength:        4608,

@@ -100,6 +100,27 @@ func (c *Config) Validate() error {
 	positiveD("pop3.limits.write_timeout", pl.WriteTimeout)
 	positive("pop3.limits.max_commands_before_auth", pl.MaxCommandsBeforeAuth)
 	positive("pop3.limits.max_errors", pl.MaxErrors)
+	il := c.IMAP.Limits
+	if il.MaxLineLength < 8192 {
+		bad("imap.limits.max_line_length", "must be at least 8KiB (RFC 7162 4; got %d)", il.MaxLineLength)
+	}
+	if il.MaxCommandLength < il.MaxLineLength {
+		bad("imap.limits.max_command_length", "%d is less than imap.limits.max_line_length %d", il.MaxCommandLength, il.MaxLineLength)
+	}
+	if il.MaxLiteral < 1024 {
+		bad("imap.limits.max_literal", "must be at least 1KiB (got %d)", il.MaxLiteral)
+	}
+	if il.MaxAppend < 64<<10 {
+		bad("imap.limits.max_append", "must be at least 64KiB (got %d)", il.MaxAppend)
+	}
+	if il.IdleTimeout.D() < 30*time.Minute {
+		bad("imap.limits.idle_timeout", "must be at least 30m (RFC 9051 5.4; got %s)", il.IdleTimeout.D())
+	}
+	positiveD("imap.limits.login_timeout", il.LoginTimeout)
+	positiveD("imap.limits.write_timeout", il.WriteTimeout)
+	positive("imap.limits.max_commands_before_auth", il.MaxCommandsBeforeAuth)
+	positive("imap.limits.max_errors", il.MaxErrors)
+	positive("imap.limits.max_sessions_per_user", il.MaxSessionsPerUser)
 	f := c.FTP
 	for key, val := range map[string]string{"ftp.tls_login": f.TLSLogin, "ftp.tls_data": f.TLSData} {
 		switch val {

@@ -5,6 +5,8 @@ import (
 
 	"posta/internal/config"
 	"posta/internal/ftpserver"
+	"posta/internal/imapserver"
+	"posta/internal/imapwire"
 	"posta/internal/pop3server"
 	"posta/internal/sftpserver"
 	"posta/internal/smtpserver"
@@ -30,6 +32,22 @@ var builders = map[string]Builder{
 				MaxCommandsBeforeAuth: p.Limits.MaxCommandsBeforeAuth, MaxErrors: p.Limits.MaxErrors,
 			},
 			Policy: pop3server.Policy{ExpireDays: p.ExpireDays, DeletedToTrash: p.DeletedToTrash, LoginDelay: p.LoginDelay.D()},
+		})
+	},
+	"imap": func(s *Server, l config.Listener) (Protocol, error) {
+		p := s.Config.IMAP.Limits
+		return imapserver.New(imapserver.Options{
+			Config: s.Config, Listener: l, Directory: s.Directory, Guard: s.Guard, TLS: s.TLS,
+			Store: s.Mail, Spool: s.Delivery, Sessions: s.imapSessions, Logger: s.Log.With("listener", l.Name),
+			Limits: imapserver.Limits{
+				Wire: imapwire.Limits{
+					MaxLine: int(p.MaxLineLength), MaxCommand: int(p.MaxCommandLength),
+					MaxLiteral: int64(p.MaxLiteral), MaxAppend: int64(p.MaxAppend),
+				},
+				IdleTimeout: p.IdleTimeout.D(), LoginTimeout: p.LoginTimeout.D(), WriteTimeout: p.WriteTimeout.D(),
+				MaxCommandsBeforeAuth: p.MaxCommandsBeforeAuth, MaxErrors: p.MaxErrors,
+				MaxSessionsPerUser: p.MaxSessionsPerUser,
+			},
 		})
 	},
 	"sftp": func(s *Server, l config.Listener) (Protocol, error) {

@@ -18,6 +18,7 @@ import (
 	"posta/internal/directory"
 	"posta/internal/files"
 	"posta/internal/guard"
+	"posta/internal/imapserver"
 	"posta/internal/mailstore"
 	"posta/internal/pop3server"
 	"posta/internal/queue"
@@ -55,6 +56,8 @@ type Server struct {
 	// pop3Locks is shared by the pop3 and pop3s listeners, so a maildrop
 	// in use on one port is in use on the other (RFC 2449 8.1.2 IN-USE).
 	pop3Locks *pop3server.MaildropLocks
+	// imapSessions counts each account's sessions over imap and imaps.
+	imapSessions *imapserver.SessionCount
 
 	mu      sync.Mutex
 	running []*running
@@ -82,7 +85,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Config: cfg, Log: log, builders: map[string]Builder{}, pop3Locks: pop3server.NewMaildropLocks()}
+	s := &Server{Config: cfg, Log: log, builders: map[string]Builder{}, pop3Locks: pop3server.NewMaildropLocks(),
+		imapSessions: imapserver.NewSessionCount()}
 	for k, b := range builders {
 		s.builders[k] = b
 	}
