@@ -64,6 +64,8 @@ func (sub *Subscription) Close() { sub.f.remove(sub) }
 type feed struct {
 	mu   sync.Mutex
 	subs map[string]map[*Subscription]bool
+	// index is kept current with every change before subscribers hear of it.
+	index *index
 }
 
 func newFeed() *feed { return &feed{subs: map[string]map[*Subscription]bool{}} }
@@ -96,6 +98,7 @@ func (f *feed) remove(sub *Subscription) {
 // publish hands changes to every subscriber of the account. It runs on the
 // writer goroutine after the commit and never blocks.
 func (f *feed) publish(account string, changes ...Change) {
+	f.index.apply(changes)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for sub := range f.subs[account] {

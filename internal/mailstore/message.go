@@ -236,6 +236,18 @@ func scanMeta(sc interface{ Scan(...any) error }, extra ...any) (MessageMeta, er
 // Messages lists a mailbox's messages in UID order (what SELECT and POP3
 // login need).
 func (s *Store) Messages(ctx context.Context, mailbox int64) ([]MessageMeta, error) {
+	if metas, ok := s.index.get(mailbox); ok {
+		return metas, nil
+	}
+	gen := s.index.generation()
+	metas, err := s.listMessages(ctx, mailbox)
+	if err == nil {
+		s.index.put(mailbox, metas, gen)
+	}
+	return metas, err
+}
+
+func (s *Store) listMessages(ctx context.Context, mailbox int64) ([]MessageMeta, error) {
 	rows, err := s.reader(ctx).Query(`SELECT `+metaColumns+` FROM messages WHERE mailbox_id = ? ORDER BY uid`, mailbox)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: messages: %w", err)

@@ -33,6 +33,7 @@ type Store struct {
 	blobs *blob.Store
 	log   *slog.Logger
 	feed  *feed
+	index *index // also the feed's: changes reach it first
 	now   func() time.Time
 
 	// commits counts transactions (metrics; tests check group commit).
@@ -69,8 +70,10 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, blobs: bs, log: log, feed: newFeed(), now: time.Now, stmts: stmts{db: db},
+	s := &Store{db: db, blobs: bs, log: log, feed: newFeed(),
+		index: newIndex(defaultIndexMax), now: time.Now, stmts: stmts{db: db},
 		ops: make(chan *op, opQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	s.feed.index = s.index
 	go s.writer()
 	return s, nil
 }
