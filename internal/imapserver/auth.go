@@ -212,7 +212,6 @@ func (ss *session) loggedIn(account, username, mech string) error {
 		return err
 	}
 	ss.account, ss.release = account, release
-	ss.sub = ss.s.o.Store.Subscribe(account)
 	ss.state = stateAuth
 	ss.c.readTimeout = ss.s.lim.IdleTimeout
 	ss.log("imap login", "mech", mech)

@@ -39,13 +39,13 @@ func (ss *session) selectCmd(cmd *imapwire.Command) error {
 	if err != nil {
 		return err
 	}
-	// Changes that arrive from here on are applied to the view after it is
-	// built; ones before are in the listing.
-	if ss.sub != nil {
-		ss.sub.Take()
-	}
+	// The feed is subscribed before the listing is read: a change committed
+	// in between is both in the listing and queued, which the view takes
+	// as a no-op, and none can fall between the two.
+	ss.sub = ss.s.o.Store.Subscribe(ss.account)
 	metas, err := ss.s.o.Store.Messages(ss.c.ctx, mb.ID)
 	if err != nil {
+		ss.leave()
 		return err
 	}
 	readOnly := cmd.Name == "EXAMINE"
@@ -164,6 +164,12 @@ func (sel *selected) lastUID() uint32 {
 
 // leave ends the Selected state without expunging.
 func (ss *session) leave() {
+	if ss.sub != nil {
+		// Only a selected mailbox needs the feed: idle sessions outside one
+		// cost the publisher nothing.
+		ss.sub.Close()
+		ss.sub = nil
+	}
 	ss.mb, ss.saved = nil, nil
 	if ss.state == stateSelected {
 		ss.state = stateAuth
@@ -276,7 +282,7 @@ func (ss *session) idle(cmd *imapwire.Command) error {
 	go func() {
 		done <- c.waitRead(false, c.dec.ReadDone)
 	}()
-	var wake <-chan struct{}
+	var wake <-chan struct{} // nil outside a mailbox: nothing to report
 	if ss.sub != nil {
 		wake = ss.sub.C
 	}
@@ -298,10 +304,6 @@ func (ss *session) idle(cmd *imapwire.Command) error {
 			}
 			return nil
 		case <-wake:
-			if ss.state != stateSelected {
-				ss.sub.Take() // nothing to show outside a mailbox
-				continue
-			}
 			if err := ss.sendUpdates(true); err != nil {
 				c.Cut()
 				<-done
