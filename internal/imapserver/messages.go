@@ -131,6 +131,11 @@ func (ss *session) fetch(cmd *imapwire.Command) error {
 			if errors.Is(err, mailstore.ErrNoMessage) {
 				continue // expunged meanwhile (RFC 9051 7.5.1 lets us leave it out)
 			}
+			if errors.Is(err, errFetchBroken) {
+				// Half a FETCH response is on the wire: nothing more can be
+				// said on this connection.
+				return &abortError{err: err}
+			}
 			return err
 		}
 		if ss.condstore {
