@@ -21,8 +21,11 @@ type Conn interface {
 	// Serve runs the session to its end and closes the connection.
 	Serve()
 	// Goodbye asks the session to end: at once if it waits for a command
-	// (it says goodbye itself), after its command if it is busy. It must
-	// not block or write to the connection.
+	// (it says goodbye itself), after its command if it is busy. Shutdown
+	// calls it for each session in turn, so it must not block for long:
+	// it should not write to the connection, unless the protocol makes
+	// that safe and the write is bounded (an FTP 421 to a session blocked
+	// in its read).
 	Goodbye()
 	// Cut ends the connection at once, whatever it is doing.
 	Cut()
@@ -39,6 +42,7 @@ type Tracker struct {
 
 	mu        sync.Mutex
 	closing   bool
+	onCut     func()
 	listeners []net.Listener
 	conns     map[Conn]struct{}
 	changed   chan struct{} // capacity 1: a connection ended (wakes Shutdown; a full channel already says so)
@@ -58,6 +62,21 @@ func New(name string, log *slog.Logger) *Tracker {
 // Stopping is done once Shutdown or Close has begun: waits that only slow a
 // client (a failed-login delay) should end then.
 func (t *Tracker) Stopping() <-chan struct{} { return t.stopping.Done() }
+
+// StoppingContext is a context cancelled once Shutdown or Close has begun,
+// for context.AfterFunc and the like (Stopping is its Done channel).
+func (t *Tracker) StoppingContext() context.Context { return t.stopping }
+
+// OnCut sets f to run when sessions are about to be cut (Shutdown's
+// deadline passed with sessions open, or Close found some), before any
+// Cut: a server cancels there what the sessions' own contexts do not
+// reach. f runs at most once per Shutdown or Close, never when every
+// session ended in time. Set it before Shutdown or Close.
+func (t *Tracker) OnCut(f func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.onCut = f
+}
 
 // Serve accepts connections on l until Shutdown or Close, then returns nil.
 // newConn turns each accepted connection into its session, which runs in a
@@ -129,6 +148,7 @@ func (t *Tracker) shutdown(ctx context.Context, goodbye bool) error {
 	t.closing = true
 	lns := t.listeners
 	t.listeners = nil
+	onCut := t.onCut
 	t.mu.Unlock()
 	t.stop()
 	for _, l := range lns {
@@ -141,6 +161,9 @@ func (t *Tracker) shutdown(ctx context.Context, goodbye bool) error {
 	}
 	err := t.wait(ctx)
 	if err != nil {
+		if onCut != nil {
+			onCut()
+		}
 		// A blocked Read or Write sees no context; a closed socket it does.
 		for _, c := range t.Conns() {
 			c.Cut()

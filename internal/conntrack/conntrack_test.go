@@ -157,3 +157,100 @@ func TestClose(t *testing.T) {
 	}
 	<-served
 }
+
+// TestOnCut: the hook runs before the first Cut when the deadline passes,
+// and not at all when every session ends in time.
+func TestOnCut(t *testing.T) {
+	t.Run("deadline", func(t *testing.T) {
+		tr, addr, conns, served := start(t, true)
+		dial(t, addr)
+		c := <-conns
+		calls, cutFirst := 0, false
+		tr.OnCut(func() {
+			calls++
+			c.mu.Lock()
+			cutFirst = c.cut
+			c.mu.Unlock()
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Shutdown = %v, want deadline exceeded", err)
+		}
+		if calls != 1 || cutFirst {
+			t.Fatalf("hook ran %d times, after a cut: %v; want once, before", calls, cutFirst)
+		}
+		if !c.cut {
+			t.Fatal("session not cut")
+		}
+		<-served
+	})
+	t.Run("in time", func(t *testing.T) {
+		tr, addr, _, served := start(t, false)
+		_, r := dial(t, addr)
+		calls := 0
+		tr.OnCut(func() { calls++ })
+		waitLen(t, tr, 1)
+		if err := tr.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if line, _ := r.ReadString('\n'); line != "bye\n" {
+			t.Fatalf("got %q, want bye", line)
+		}
+		if calls != 0 {
+			t.Fatalf("hook ran %d times, want none", calls)
+		}
+		<-served
+	})
+	t.Run("close", func(t *testing.T) {
+		tr, addr, conns, served := start(t, true)
+		dial(t, addr)
+		c := <-conns
+		calls := 0
+		tr.OnCut(func() { calls++ })
+		tr.Close()
+		if calls != 1 || !c.cut {
+			t.Fatalf("hook ran %d times, cut=%v; want once and a cut", calls, c.cut)
+		}
+		<-served
+	})
+}
+
+// TestStoppingContext: cancelled when Shutdown begins, so context.AfterFunc
+// can end a wait that only slows a client.
+func TestStoppingContext(t *testing.T) {
+	tr, addr, _, served := start(t, false)
+	dial(t, addr)
+	waitLen(t, tr, 1)
+	ctx := tr.StoppingContext()
+	if ctx.Err() != nil {
+		t.Fatal("stopping before Shutdown")
+	}
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { close(woken) })
+	defer stop()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterFunc not run after Shutdown")
+	}
+	if ctx.Done() != tr.Stopping() {
+		t.Fatal("Stopping is not the context's Done channel")
+	}
+	<-served
+}
+
+// waitLen waits until tr holds n connections.
+func waitLen(t *testing.T, tr *Tracker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for tr.Len() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("Len = %d, want %d", tr.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"posta/internal/files"
+	"posta/internal/guard"
 )
 
 // sessionState is where the login stands (RFC 959 6: the state diagrams).
@@ -138,6 +139,23 @@ func (ss *session) logout() {
 	}
 	ss.state, ss.user, ss.account, ss.anonymous = stateNew, "", "", false
 	ss.host = ""
+}
+
+// Serve admits or refuses the connection and runs its session
+// (conntrack.Conn).
+func (ss *session) Serve() {
+	release, err := ss.s.o.Guard.Admit(ss.ip)
+	if err != nil {
+		ss.s.log.Info("ftp refused", "conn", ss.id, "ip", ss.ip.String(), "reason", err.Error())
+		r := replyTooManyConns
+		if errors.Is(err, guard.ErrBanned) {
+			r = replyBanned
+		}
+		ss.refuse(r)
+		return
+	}
+	defer release()
+	ss.run()
 }
 
 // refuse answers a connection the guard did not admit: RFC 959 5.4 allows
@@ -362,9 +380,11 @@ func (ss *session) hungUpOrClosed() <-chan struct{} {
 	return done
 }
 
-// goodbye is Shutdown's request: an idle session gets r now and is closed,
-// a busy one (a command or a transfer running) at its next boundary.
-func (ss *session) goodbye(r *reply) {
+// Goodbye is Shutdown's request (conntrack.Conn): an idle session gets 421
+// now and is closed, a busy one (a command or a transfer running) at its
+// next boundary.
+func (ss *session) Goodbye() {
+	r := replyShutdown
 	ss.mu.Lock()
 	switch {
 	case ss.closed || ss.hangingUp:
@@ -385,8 +405,8 @@ func (ss *session) goodbye(r *reply) {
 	}
 }
 
-// cut closes everything at once (shutdown deadline).
-func (ss *session) cut() {
+// Cut closes everything at once (shutdown deadline; conntrack.Conn).
+func (ss *session) Cut() {
 	ss.cancel()
 	ss.abortTransfer()
 	ss.raw.Close()

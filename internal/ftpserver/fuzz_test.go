@@ -185,11 +185,7 @@ func FuzzSession(f *testing.F) {
 		go func() {
 			defer wg.Done()
 			ss := newSession(s, loopConn{server}, netip.MustParseAddr("127.0.0.1"))
-			s.mu.Lock()
-			s.sessions[ss] = struct{}{}
-			s.mu.Unlock()
 			ss.run()
-			s.forget(ss)
 		}()
 		go func() {
 			io.WriteString(client, "USER "+alice+"\r\nPASS "+passwords[alice]+"\r\n"+input+"\r\nQUIT\r\n")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"posta/internal/config"
+	"posta/internal/conntrack"
 	"posta/internal/directory"
 	"posta/internal/files"
 	"posta/internal/guard"
@@ -219,16 +220,11 @@ type Server struct {
 
 	ctx    context.Context // parent of every session's context
 	cancel context.CancelFunc
+	// conns runs the accept loops and holds the open sessions.
+	conns *conntrack.Tracker
 
 	nextID atomic.Uint64
 	panics atomic.Int64
-
-	mu        sync.Mutex
-	closing   bool
-	listeners []net.Listener
-	sessions  map[*session]struct{}
-	changed   chan struct{} // capacity 1: a session ended (wakes Shutdown; full means already said)
-	wg        sync.WaitGroup
 }
 
 // New builds the server for one listener; it binds nothing.
@@ -282,160 +278,41 @@ func New(o Options) (*Server, error) {
 		s.o.Hostname = "localhost"
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.sessions = map[*session]struct{}{}
-	s.changed = make(chan struct{}, 1)
+	s.conns = conntrack.New("ftp", s.log)
+	// Sessions that run out of time at Shutdown: cancel every session's
+	// context, then cut their sockets.
+	s.conns.OnCut(s.cancel)
 	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown or Close, then returns nil.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.listeners = append(s.listeners, l)
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.isClosing() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Back off on temporary errors (out of file descriptors) as
-			// net/http's Server.Serve does, instead of spinning.
-			if t, ok := err.(interface{ Temporary() bool }); ok && t.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("ftp: accept error, retrying", "err", err, "delay", delay)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-s.ctx.Done():
-					return nil
-				}
-			}
-			return err
-		}
-		delay = 0
-		s.accepted(c)
-	}
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
-// accepted admits or refuses one connection and starts its session.
-func (s *Server) accepted(c net.Conn) {
-	ip := guard.AddrIP(c.RemoteAddr())
-	ss := newSession(s, c, ip)
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		c.Close()
-		return
-	}
-	s.sessions[ss] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		defer s.forget(ss)
-		release, err := s.o.Guard.Admit(ip)
-		if err != nil {
-			s.log.Info("ftp refused", "conn", ss.id, "ip", ip.String(), "reason", err.Error())
-			r := replyTooManyConns
-			if errors.Is(err, guard.ErrBanned) {
-				r = replyBanned
-			}
-			ss.refuse(r)
-			return
-		}
-		defer release()
-		ss.run()
-	}()
-}
-
-func (s *Server) forget(ss *session) {
-	s.mu.Lock()
-	delete(s.sessions, ss)
-	s.mu.Unlock()
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
+	return s.conns.Serve(l, func(c net.Conn) conntrack.Conn {
+		return newSession(s, c, guard.AddrIP(c.RemoteAddr()))
+	})
 }
 
 // Shutdown stops accepting, says 421 to idle sessions and closes them, lets
 // busy ones (a command or a transfer running) finish and then says the same,
 // and when ctx is done cuts whatever is left and returns ctx's error.
-func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx, true) }
-
-// Close cuts every session at once.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.shutdown(ctx, false)
-	return nil
-}
-
-func (s *Server) shutdown(ctx context.Context, goodbye bool) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := s.listeners
-	s.mu.Unlock()
-	for _, l := range lns {
-		l.Close()
-	}
-	if goodbye {
-		for _, ss := range s.snapshot() {
-			ss.goodbye(replyShutdown)
-		}
-	}
-	err := s.waitSessions(ctx)
-	if err != nil {
-		// Busy sessions ran out of time. A blocked Read sees no context;
-		// a closed socket it does.
-		s.cancel()
-		for _, ss := range s.snapshot() {
-			ss.cut()
-		}
-	}
-	s.wg.Wait()
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.conns.Shutdown(ctx)
 	s.cancel()
-	if n := s.panics.Load(); n > 0 {
-		s.log.Error("ftp: sessions panicked", "count", n)
-	}
+	s.reportPanics()
 	return err
 }
 
-func (s *Server) snapshot() []*session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
-		out = append(out, ss)
-	}
-	return out
+// Close cuts every session at once.
+func (s *Server) Close() error {
+	s.conns.Close()
+	s.cancel()
+	s.reportPanics()
+	return nil
 }
 
-func (s *Server) waitSessions(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		n := len(s.sessions)
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.changed:
-		}
+func (s *Server) reportPanics() {
+	if n := s.panics.Load(); n > 0 {
+		s.log.Error("ftp: sessions panicked", "count", n)
 	}
 }
 

@@ -270,7 +270,7 @@ func (ss *session) authFailed(user, mech string, err error) error {
 	// throttled client never holds up shutdown.
 	ctx, cancel := context.WithCancel(ss.c.ctx)
 	defer cancel()
-	stop := context.AfterFunc(ss.s.stopping, cancel)
+	stop := context.AfterFunc(ss.s.conns.StoppingContext(), cancel)
 	defer stop()
 	if err := ss.s.o.Guard.Sleep(ctx, delay); err != nil {
 		return replyShutdown

@@ -100,11 +100,9 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 	return d.c.nc.Write(p)
 }
 
-// serve runs the connection from admission to close.
-func (c *conn) serve() {
+// Serve runs the connection from admission to close (conntrack.Conn).
+func (c *conn) Serve() {
 	s := c.s
-	defer s.sessions.Done()
-	defer s.forget(c)
 	defer c.close()
 	release, err := s.o.Guard.Admit(c.ip)
 	if err != nil {
@@ -211,10 +209,11 @@ func (c *conn) readLine(max int) ([]byte, error) {
 	return line, err
 }
 
-// goodbye is Shutdown's request: an idle session is woken now (its read
-// returns errStopping, and it says goodbye itself); a busy one finishes its
-// command and says goodbye at the next boundary; a handshake is aborted.
-func (c *conn) goodbye() {
+// Goodbye is Shutdown's request (conntrack.Conn): an idle session is woken
+// now (its read returns errStopping, and it says goodbye itself); a busy one
+// finishes its command and says goodbye at the next boundary; a handshake
+// is aborted.
+func (c *conn) Goodbye() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopping = true
@@ -223,10 +222,16 @@ func (c *conn) goodbye() {
 	}
 }
 
-// cut ends the connection at once, whatever it is doing.
-func (c *conn) cut() {
+// Cut ends the connection at once, whatever it is doing (conntrack.Conn).
+func (c *conn) Cut() {
 	c.raw.Close()
 	c.cancel()
+}
+
+func (c *conn) isIdle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idle
 }
 
 // writeLine writes one reply line (CRLF added). It is buffered: readLine

@@ -163,10 +163,11 @@ func TestShutdownBusy(t *testing.T) {
 		waitFor(t, "the session to be busy", func() bool { return h.srv["pop3s"].Idle() == 0 })
 		done := shutdownAsync(h.srv["pop3s"], 10*time.Second)
 		waitFor(t, "shutdown to reach the session", func() bool {
-			for _, cn := range h.srv["pop3s"].snapshot() {
-				cn.mu.Lock()
-				s := cn.stopping
-				cn.mu.Unlock()
+			for _, cn := range h.srv["pop3s"].conns.Conns() {
+				c := cn.(*conn)
+				c.mu.Lock()
+				s := c.stopping
+				c.mu.Unlock()
 				return s
 			}
 			return false
@@ -197,7 +198,7 @@ func TestShutdownBusy(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Shutdown: %v", err)
 		}
-		if n := len(h.srv["pop3s"].snapshot()); n != 0 {
+		if n := h.srv["pop3s"].conns.Len(); n != 0 {
 			t.Fatalf("%d sessions left after the cut", n)
 		}
 		// Not fully sent: not \Seen, and not deleted.
@@ -212,7 +213,7 @@ func TestShutdownBusy(t *testing.T) {
 func TestShutdownDuringHandshake(t *testing.T) {
 	h := start(t)
 	nc := mustDial(t, h.addr["pop3s"]) // never sends a ClientHello
-	waitFor(t, "the connection to be tracked", func() bool { return len(h.srv["pop3s"].snapshot()) == 1 })
+	waitFor(t, "the connection to be tracked", func() bool { return h.srv["pop3s"].conns.Len() == 1 })
 	if err := <-shutdownAsync(h.srv["pop3s"], 10*time.Second); err != nil {
 		t.Fatal(err)
 	}

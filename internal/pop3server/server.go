@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"posta/internal/config"
+	"posta/internal/conntrack"
 	"posta/internal/guard"
 	"posta/internal/sasl"
 	"posta/internal/tlsconf"
@@ -156,20 +156,13 @@ type Server struct {
 	// only when sessions are cut.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// stopping is cancelled when Shutdown or Close begins: waits that only
-	// slow a client (the failed-login delay) end then.
-	stopping context.Context
-	stop     context.CancelFunc
+	// conns runs the accept loops and holds the open connections; its
+	// Stopping is done when Shutdown or Close begins: waits that only slow
+	// a client (the failed-login delay) end then.
+	conns *conntrack.Tracker
 
 	nextID atomic.Uint64
 	panics atomic.Int64
-
-	mu        sync.Mutex
-	closing   bool
-	listeners []net.Listener
-	conns     map[*conn]struct{}
-	changed   chan struct{} // capacity 1: a connection was forgotten (wakes Shutdown; a full channel already says so)
-	sessions  sync.WaitGroup
 }
 
 // New builds the server for one listener. It binds nothing: Serve takes the
@@ -203,61 +196,16 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("pop3server: listener %s needs TLS", o.Listener.Name)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.stopping, s.stop = context.WithCancel(context.Background())
-	s.conns = map[*conn]struct{}{}
-	s.changed = make(chan struct{}, 1)
+	s.conns = conntrack.New("pop3", s.log)
+	// Sessions that run out of time at Shutdown: cancel the store changes
+	// they make as they end, then cut their sockets.
+	s.conns.OnCut(s.cancel)
 	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown or Close, then returns nil.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.listeners = append(s.listeners, l)
-	s.mu.Unlock()
-	var delay time.Duration
-	for {
-		raw, err := l.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
-			// Back off on temporary errors (out of file descriptors) as
-			// net/http's Server.Serve does, instead of spinning.
-			if t, ok := err.(interface{ Temporary() bool }); ok && t.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("pop3: accept error, retrying", "err", err, "delay", delay)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-s.stopping.Done():
-					return nil
-				}
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		delay = 0
-		c := newConn(s, raw)
-		if !s.track(c) {
-			raw.Close()
-			c.cancel()
-			continue
-		}
-		go c.serve()
-	}
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return s.conns.Serve(l, func(raw net.Conn) conntrack.Conn { return newConn(s, raw) })
 }
 
 // Shutdown stops accepting, says goodbye (-ERR [SYS/TEMP]) to idle sessions
@@ -267,97 +215,23 @@ func (s *Server) isClosing() bool {
 // and returns ctx's error. Each session writes its \Seen flags before it is
 // counted as gone, so the store may be closed once this returns.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.shutdown(ctx, true)
+	err := s.conns.Shutdown(ctx)
+	s.cancel()
+	s.reportPanics()
+	return err
 }
 
 // Close cuts every session at once.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.shutdown(ctx, false)
+	s.conns.Close()
+	s.cancel()
+	s.reportPanics()
 	return nil
 }
 
-func (s *Server) shutdown(ctx context.Context, goodbye bool) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := s.listeners
-	s.listeners = nil
-	s.mu.Unlock()
-	s.stop()
-	for _, l := range lns {
-		l.Close()
-	}
-	if goodbye {
-		for _, c := range s.snapshot() {
-			c.goodbye()
-		}
-	}
-	err := s.waitConns(ctx)
-	if err != nil {
-		// Busy sessions ran out of time: cut them. A blocked Read or Write
-		// sees no context; a closed socket it does.
-		s.cancel()
-		for _, c := range s.snapshot() {
-			c.cut()
-		}
-		s.waitConns(context.Background())
-	}
-	s.sessions.Wait()
-	s.cancel()
+func (s *Server) reportPanics() {
 	if n := s.panics.Load(); n > 0 {
 		s.log.Error("pop3: sessions panicked", "count", n)
-	}
-	return err
-}
-
-func (s *Server) snapshot() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
-// waitConns returns when no connection is open, or ctx's error.
-func (s *Server) waitConns(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.changed:
-		}
-	}
-}
-
-// track registers a new connection and its goroutine; false if the server
-// is closing.
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.sessions.Add(1)
-	return true
-}
-
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	select {
-	case s.changed <- struct{}{}:
-	default:
 	}
 }
 
@@ -368,12 +242,10 @@ func (s *Server) Panics() int64 { return s.panics.Load() }
 // Idle is how many sessions wait for a command (tests, diagnostics).
 func (s *Server) Idle() int {
 	n := 0
-	for _, c := range s.snapshot() {
-		c.mu.Lock()
-		if c.idle {
+	for _, c := range s.conns.Conns() {
+		if c.(*conn).isIdle() {
 			n++
 		}
-		c.mu.Unlock()
 	}
 	return n
 }

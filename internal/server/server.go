@@ -74,9 +74,16 @@ type running struct {
 type Option func(*Server)
 
 // WithProtocol serves proto's listeners with b, replacing any built-in
-// builder. Tests use it to run a stand-in protocol.
+// builder; a nil b removes the builder, so the protocol opens no listener.
+// Tests use it to run a stand-in protocol.
 func WithProtocol(proto string, b Builder) Option {
-	return func(s *Server) { s.builders[proto] = b }
+	return func(s *Server) {
+		if b == nil {
+			delete(s.builders, proto)
+			return
+		}
+		s.builders[proto] = b
+	}
 }
 
 // New opens the data directory and the shared services. It binds nothing;

@@ -158,6 +158,10 @@ func start(t *testing.T, cfg *config.Config, protos map[string]*lineProto) *Serv
 	t.Helper()
 	var opts []Option
 	for name, p := range protos {
+		if p == nil {
+			opts = append(opts, WithProtocol(name, nil)) // as if not built yet
+			continue
+		}
 		opts = append(opts, WithProtocol(name, func(*Server, config.Listener) (Protocol, error) { return p, nil }))
 	}
 	s, err := New(context.Background(), cfg, nil, opts...)
@@ -194,9 +198,9 @@ func expect(t *testing.T, r *bufio.Reader, want string) {
 func TestOnlyBuiltProtocolsListen(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SMTP.SubmissionsPort = 0 // one listener of the protocol turned off
-	// Other built protocols are turned off; IMAP has no server yet.
+	// Other built protocols are turned off; IMAP is on but has no server.
 	cfg.POP3.Enabled, cfg.FTP.Enabled, cfg.SFTP.Enabled = false, false, false
-	s := start(t, cfg, map[string]*lineProto{"smtp": newLineProto()})
+	s := start(t, cfg, map[string]*lineProto{"smtp": newLineProto(), "imap": nil})
 	defer s.Close()
 	var names []string
 	for _, b := range s.Listening() {

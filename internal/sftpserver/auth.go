@@ -88,7 +88,7 @@ func (c *conn) failed(method string) error {
 		"delay", delay, "banned", banned)
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	stop := context.AfterFunc(c.s.stopping, cancel)
+	stop := context.AfterFunc(c.s.conns.StoppingContext(), cancel)
 	defer stop()
 	if err := c.s.o.Guard.Sleep(ctx, delay); err != nil {
 		c.raw.abort()

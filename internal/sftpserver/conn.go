@@ -61,8 +61,8 @@ type conn struct {
 	nsessions int
 }
 
-// serve runs the connection to its end.
-func (c *conn) serve() {
+// Serve runs the connection to its end (conntrack.Conn).
+func (c *conn) Serve() {
 	s := c.s
 	defer c.cancel()
 	defer c.raw.Close()
@@ -217,16 +217,16 @@ func (c *conn) adjust(dInflight, dFiles int) {
 
 func (c *conn) idleLocked() bool { return c.inflight == 0 && c.openFiles == 0 }
 
-// goodbye is Shutdown's request: a connection still in the handshake, or
-// idle, is closed now; a busy one when it becomes idle.
-func (c *conn) goodbye() {
+// Goodbye is Shutdown's request (conntrack.Conn): a connection still in
+// the handshake, or idle, is closed now; a busy one when it becomes idle.
+func (c *conn) Goodbye() {
 	c.mu.Lock()
 	c.hangup = true
 	ph, idle := c.phase, c.idleLocked()
 	c.mu.Unlock()
 	switch {
 	case ph == phaseHandshake:
-		c.cut()
+		c.Cut()
 	case ph == phaseOpen && idle:
 		c.closeGracefully()
 	}
@@ -251,9 +251,9 @@ func (c *conn) closeGracefully() {
 	c.raw.Close()
 }
 
-// cut closes the TCP connection at once: a blocked read sees no context,
-// a closed socket it does.
-func (c *conn) cut() {
+// Cut closes the TCP connection at once (conntrack.Conn): a blocked read
+// sees no context, a closed socket it does.
+func (c *conn) Cut() {
 	c.setClosed()
 	c.raw.abort()
 }

@@ -451,7 +451,7 @@ func TestLostConnectionDiscardsUpload(t *testing.T) {
 	c.Close()
 	// The server notices, aborts the upload and closes: once the
 	// connection is gone from the server, the tree must hold nothing.
-	waitFor(t, func() bool { return len(e.s.snapshot()) == 0 })
+	waitFor(t, func() bool { return e.s.conns.Len() == 0 })
 	c2 := e.login(t, alice, alicePW)
 	if _, err := c2.Stat("/partial"); statusCode(err) != fxNoSuchFile {
 		t.Fatalf("partial upload visible: %v", err)

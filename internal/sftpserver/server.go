@@ -2,17 +2,16 @@ package sftpserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"posta/internal/conntrack"
 	"posta/internal/guard"
 )
 
@@ -39,20 +38,13 @@ type Server struct {
 	log      *slog.Logger
 	hostKeys []HostKey
 
-	// stopping is cancelled when Shutdown or Close begins: waits that only
-	// slow a client (failed-login delays) end then.
-	stopping context.Context
-	stop     context.CancelFunc
+	// conns runs the accept loops and holds the open connections; its
+	// Stopping is done when Shutdown or Close begins: waits that only slow
+	// a client (failed-login delays) end then.
+	conns *conntrack.Tracker
 
 	nextID atomic.Uint64
 	panics atomic.Int64
-
-	mu        sync.Mutex
-	closing   bool
-	listeners []net.Listener
-	conns     map[*conn]struct{}
-	changed   chan struct{} // capacity 1: a connection was forgotten (a full channel already says so)
-	wg        sync.WaitGroup
 }
 
 // New builds the server: it loads the host keys (generating them on first
@@ -68,9 +60,8 @@ func New(o Options) (*Server, error) {
 	if err := migrateKeys(context.Background(), o.DB); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, lim: o.Limits, log: o.Logger, hostKeys: keys,
-		conns: map[*conn]struct{}{}, changed: make(chan struct{}, 1)}
-	s.stopping, s.stop = context.WithCancel(context.Background())
+	s := &Server{o: o, lim: o.Limits, log: o.Logger, hostKeys: keys}
+	s.conns = conntrack.New("sftp", s.log)
 	return s, nil
 }
 
@@ -82,60 +73,7 @@ func (s *Server) Panics() int64 { return s.panics.Load() }
 
 // Serve accepts connections on l until Shutdown or Close, then returns nil.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		l.Close()
-		return nil
-	}
-	s.listeners = append(s.listeners, l)
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	var delay time.Duration
-	for {
-		raw, err := l.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
-			// Back off on temporary errors (out of file descriptors), as
-			// net/http's Server.Serve does, instead of spinning.
-			var te interface{ Temporary() bool }
-			if errors.As(err, &te) && te.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("sftp: accept error, retrying", "err", err, "delay", delay)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-s.stopping.Done():
-					return nil
-				}
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		delay = 0
-		c := s.newConn(raw)
-		if !s.track(c) {
-			c.raw.abort()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.forget(c)
-			c.serve()
-		}()
-	}
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return s.conns.Serve(l, func(raw net.Conn) conntrack.Conn { return s.newConn(raw) })
 }
 
 // Shutdown stops accepting and closes idle connections at once (those in
@@ -144,86 +82,25 @@ func (s *Server) isClosing() bool {
 // becomes idle. When ctx is done the rest are cut and ctx's error is
 // returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.shutdown(ctx)
-}
-
-// Close cuts every connection at once.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.shutdown(ctx)
-	return nil
-}
-
-func (s *Server) shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := s.listeners
-	s.mu.Unlock()
-	s.stop()
-	for _, l := range lns {
-		l.Close()
-	}
-	for _, c := range s.snapshot() {
-		c.goodbye()
-	}
-	err := s.waitConns(ctx)
-	if err != nil {
-		for _, c := range s.snapshot() {
-			c.cut()
-		}
-		s.waitConns(context.Background())
-	}
-	s.wg.Wait()
-	if n := s.panics.Load(); n > 0 {
-		s.log.Error("sftp: handlers panicked", "count", n)
-	}
+	err := s.conns.Shutdown(ctx)
+	s.reportPanics()
 	return err
 }
 
-func (s *Server) snapshot() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
+// Close cuts every connection at once. Idle ones are first closed as
+// Shutdown closes them (the client sees its sessions end), so it is a
+// Shutdown whose deadline has already passed.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.conns.Shutdown(ctx)
+	s.reportPanics()
+	return nil
 }
 
-func (s *Server) waitConns(ctx context.Context) error {
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.changed:
-		}
-	}
-}
-
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	select {
-	case s.changed <- struct{}{}:
-	default:
+func (s *Server) reportPanics() {
+	if n := s.panics.Load(); n > 0 {
+		s.log.Error("sftp: handlers panicked", "count", n)
 	}
 }
 
