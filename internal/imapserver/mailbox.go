@@ -144,6 +144,24 @@ func (ss *session) list(cmd *imapwire.Command) error {
 		matchers = append(matchers, listMatcher(l.Reference, p))
 	}
 	subscribedOnly := lsub || l.SelectSubscribed
+	// RFC 5258 3.5 RECURSIVEMATCH: a mailbox that does not itself qualify
+	// but has a subscribed descendant is listed with CHILDINFO.
+	subscribedBelow := map[string]bool{}
+	if l.SelectRecursiveMatch && l.SelectSubscribed {
+		for _, b := range boxes {
+			if !b.Subscribed {
+				continue
+			}
+			for p := b.Name; ; {
+				j := strings.LastIndexByte(p, delim)
+				if j <= 0 {
+					break
+				}
+				p = p[:j]
+				subscribedBelow[p] = true
+			}
+		}
+	}
 	for _, b := range boxes {
 		matched := false
 		for _, m := range matchers {
@@ -152,7 +170,11 @@ func (ss *session) list(cmd *imapwire.Command) error {
 				break
 			}
 		}
-		if !matched || subscribedOnly && !b.Subscribed {
+		var childInfo []string
+		if subscribedBelow[b.Name] {
+			childInfo = []string{"SUBSCRIBED"}
+		}
+		if !matched || subscribedOnly && !b.Subscribed && childInfo == nil {
 			continue
 		}
 		if l.SelectSpecialUse && b.SpecialUse == "" {
@@ -170,7 +192,7 @@ func (ss *session) list(cmd *imapwire.Command) error {
 		if b.SpecialUse != "" && !lsub {
 			attrs = append(attrs, b.SpecialUse)
 		}
-		d := imapwire.ListData{Attrs: attrs, Delim: delim, Mailbox: b.Name}
+		d := imapwire.ListData{Attrs: attrs, Delim: delim, Mailbox: b.Name, ChildInfo: childInfo}
 		if lsub {
 			err = ss.c.enc.Lsub(d)
 		} else {

@@ -298,7 +298,8 @@ func (ss *session) search(cmd *imapwire.Command) error {
 		}
 	}
 	ret := s.Return
-	if s.ESearch && ret&^imapwire.ReturnSave == 0 && ret&imapwire.ReturnSave == 0 {
+	esearch := s.ESearch || ss.rev2 // RFC 9051 7.3.4: IMAP4rev2 answers SEARCH with ESEARCH
+	if esearch && ret == 0 {
 		ret = imapwire.ReturnAll // RFC 4731 3.1: RETURN () means ALL
 	}
 	if ret&imapwire.ReturnSave != 0 {
@@ -321,7 +322,7 @@ func (ss *session) search(cmd *imapwire.Command) error {
 			return nil // RFC 5182 2.4: SAVE alone returns no ESEARCH
 		}
 	}
-	if !s.ESearch {
+	if !esearch {
 		return ss.c.enc.Search(nums, highest)
 	}
 	r := imapwire.ESearchData{Tag: cmd.Tag, UID: cmd.UID, Return: ret, ModSeq: highest}
