@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"errors"
 	"strings"
 
 	"posta/internal/imapwire"
@@ -99,7 +100,11 @@ func (ss *session) subscribe(cmd *imapwire.Command) error {
 	if err != nil {
 		return err
 	}
-	return ss.s.o.Store.SetSubscribed(ss.ctx(), ss.account, name, cmd.Name == "SUBSCRIBE")
+	err = ss.s.o.Store.SetSubscribed(ss.ctx(), ss.account, name, cmd.Name == "SUBSCRIBE")
+	if cmd.Name == "UNSUBSCRIBE" && errors.Is(err, mailstore.ErrNoMailbox) {
+		return nil // RFC 9051 6.3.8: not subscribed is what was asked
+	}
+	return err
 }
 
 // namespace answers NAMESPACE (RFC 9051 6.3.10, RFC 2342): one personal
@@ -147,7 +152,7 @@ func (ss *session) list(cmd *imapwire.Command) error {
 	// RFC 5258 3.5 RECURSIVEMATCH: a mailbox that does not itself qualify
 	// but has a subscribed descendant is listed with CHILDINFO.
 	subscribedBelow := map[string]bool{}
-	if l.SelectRecursiveMatch && l.SelectSubscribed {
+	if l.SelectRecursiveMatch && l.SelectSubscribed || lsub {
 		for _, b := range boxes {
 			if !b.Subscribed {
 				continue
@@ -171,19 +176,28 @@ func (ss *session) list(cmd *imapwire.Command) error {
 			}
 		}
 		var childInfo []string
-		if subscribedBelow[b.Name] {
+		if subscribedBelow[b.Name] && !lsub {
 			childInfo = []string{"SUBSCRIBED"}
 		}
-		if !matched || subscribedOnly && !b.Subscribed && childInfo == nil {
+		// RFC 3501 6.3.9: LSUB "%" lists an unsubscribed parent of a
+		// subscribed mailbox, as \Noselect.
+		lsubParent := lsub && !b.Subscribed && subscribedBelow[b.Name] && hasPercent(l.Patterns)
+		if !matched || subscribedOnly && !b.Subscribed && childInfo == nil && !lsubParent {
 			continue
 		}
 		if l.SelectSpecialUse && b.SpecialUse == "" {
 			continue
 		}
 		var attrs []string
-		if hasChildren[b.Name] {
+		switch {
+		case lsubParent:
+			attrs = append(attrs, `\Noselect`)
+		case lsub:
+			// LSUB predates CHILDREN (RFC 3348): its attributes stay as RFC
+			// 3501 6.3.9 lists them.
+		case hasChildren[b.Name]:
 			attrs = append(attrs, `\HasChildren`)
-		} else {
+		default:
 			attrs = append(attrs, `\HasNoChildren`)
 		}
 		if b.Subscribed && (l.ReturnSubscribed || l.SelectSubscribed) {
@@ -209,6 +223,34 @@ func (ss *session) list(cmd *imapwire.Command) error {
 		}
 	}
 	return nil
+}
+
+func hasPercent(patterns []string) bool {
+	for _, p := range patterns {
+		if strings.Contains(p, "%") {
+			return true
+		}
+	}
+	return false
+}
+
+// mailboxAttrs are one mailbox's LIST attributes: children and special use.
+func (ss *session) mailboxAttrs(mb mailstore.Mailbox) ([]string, error) {
+	boxes, err := ss.s.o.Store.Mailboxes(ss.c.ctx, ss.account)
+	if err != nil {
+		return nil, err
+	}
+	attrs := []string{`\HasNoChildren`}
+	for _, b := range boxes {
+		if strings.HasPrefix(b.Name, mb.Name+string(delim)) {
+			attrs[0] = `\HasChildren`
+			break
+		}
+	}
+	if mb.SpecialUse != "" {
+		attrs = append(attrs, mb.SpecialUse)
+	}
+	return attrs, nil
 }
 
 // listMatcher matches mailbox names against reference+pattern (RFC 9051

@@ -67,10 +67,6 @@ func (ss *session) fetch(cmd *imapwire.Command) error {
 	if f.ChangedSince > 0 {
 		ss.condstore = true // RFC 7162 3.1: CHANGEDSINCE enables CONDSTORE
 	}
-	if (f.ChangedSince > 0 || ss.condstore && hasItem(items, imapwire.FetchFlags)) && !hasItem(items, imapwire.FetchModSeq) {
-		// RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ.
-		items = append(items, imapwire.FetchItem{Attr: imapwire.FetchModSeq})
-	}
 	uids := ss.uidsOf(f.Seq, cmd.UID)
 	if f.Vanished {
 		_, gone, err := ss.s.o.Store.Changes(ss.c.ctx, ss.mb.id, f.ChangedSince)
@@ -117,6 +113,14 @@ func (ss *session) fetch(cmd *imapwire.Command) error {
 				items = append(items, imapwire.FetchItem{Attr: imapwire.FetchFlags})
 			}
 		}
+	}
+	if (f.ChangedSince > 0 || ss.condstore && hasItem(items, imapwire.FetchFlags)) && !hasItem(items, imapwire.FetchModSeq) {
+		// RFC 7162 3.1.4.1: CHANGEDSINCE implies MODSEQ, and so do FLAGS
+		// once CONDSTORE is on (including those \Seen just changed).
+		items = append(items, imapwire.FetchItem{Attr: imapwire.FetchModSeq})
+	}
+	if hasItem(items, imapwire.FetchFlags) && ss.wantsUID() && !hasItem(items, imapwire.FetchUID) {
+		items = append([]imapwire.FetchItem{{Attr: imapwire.FetchUID}}, items...)
 	}
 	ctx := ss.c.ctx
 	for _, u := range uids {
@@ -217,7 +221,7 @@ func (ss *session) store(cmd *imapwire.Command) error {
 			continue
 		}
 		fw := ss.c.enc.Fetch(uint32(ss.mb.view.seq(u)))
-		if cmd.UID || ss.qresync {
+		if cmd.UID || ss.wantsUID() {
 			fw.UID(u)
 		}
 		if !st.Silent {

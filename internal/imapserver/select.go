@@ -83,6 +83,15 @@ func (ss *session) selectCmd(cmd *imapwire.Command) error {
 	} else {
 		enc.Untagged(imapwire.OK, imapwire.CodePermanentFlags(permanentFlags(cur.keywordList())...), "Flags permitted")
 	}
+	if ss.rev2 {
+		// RFC 9051 6.3.2: a LIST response for the mailbox, with accurate
+		// attributes.
+		attrs, err := ss.mailboxAttrs(mb)
+		if err != nil {
+			return err
+		}
+		enc.List(imapwire.ListData{Attrs: attrs, Delim: delim, Mailbox: mb.Name})
+	}
 	if ss.condstore {
 		// RFC 7162 3.1.2.1.
 		enc.Untagged(imapwire.OK, imapwire.CodeHighestModSeq(ss.modseq), "Highest")

@@ -148,6 +148,11 @@ func (ss *session) readFailed(err error) bool {
 		} else {
 			c.enc.Tagged(se.Tag, st, code, msg)
 		}
+		// The rest of the rejected command may still sit in the read
+		// buffer, so the next read would not flush: answer now.
+		if err := c.flush(); err != nil {
+			return false
+		}
 		return ss.countError(st)
 	case errors.Is(err, errStopping):
 		c.hangup("", "Server shutting down")
@@ -264,11 +269,11 @@ func (ss *session) allowed(ent command) error {
 			return errNotAuth
 		}
 	case stateAuth:
-		if ent.flags&(needAuth|anyState) == 0 {
-			return &replyError{status: imapwire.BAD, code: imapwire.CodeClientBug, text: "Already logged in"}
-		}
 		if ent.flags&needSelected != 0 {
 			return &replyError{status: imapwire.BAD, code: imapwire.CodeClientBug, text: "No mailbox selected"}
+		}
+		if ent.flags&(needAuth|anyState) == 0 {
+			return &replyError{status: imapwire.BAD, code: imapwire.CodeClientBug, text: "Already logged in"}
 		}
 	case stateSelected:
 		if ent.flags&(needAuth|needSelected|anyState) == 0 {
@@ -299,7 +304,13 @@ func (ss *session) tagged(cmd *imapwire.Command, err error) error {
 			return &abortError{bye: "Too many bad commands"}
 		}
 	}
-	return ss.c.enc.Tagged(cmd.Tag, r.status, r.code, r.text)
+	if err := ss.c.enc.Tagged(cmd.Tag, r.status, r.code, r.text); err != nil {
+		return err
+	}
+	// A failed command may leave its unread rest (an APPEND literal never
+	// invited) in the read buffer, where the next read would not flush
+	// before waiting: answer now, or client and server wait for each other.
+	return ss.c.flush()
 }
 
 // capabilities is what CAPABILITY lists now (RFC 9051 7.2.2): it changes
@@ -429,12 +440,15 @@ func (ss *session) sendUpdates(allowExpunge bool) error {
 				return err
 			}
 			fw := enc.Fetch(uint32(u.Seq))
-			if ss.qresync || ss.condstore {
-				fw.UID(u.UID) // RFC 7162 3.2.4: UID with every FETCH under QRESYNC
+			if ss.wantsUID() {
+				fw.UID(u.UID)
+			}
+			fw.Flags(flagList(u.Meta.Flags)...)
+			if ss.condstore {
+				// RFC 7162 3.1.4: MODSEQ in every unsolicited FETCH.
 				fw.ModSeq(u.Meta.ModSeq)
 				ss.modseq = max(ss.modseq, u.Meta.ModSeq)
 			}
-			fw.Flags(flagList(u.Meta.Flags)...)
 			if err := fw.Close(); err != nil {
 				return err
 			}
@@ -445,6 +459,11 @@ func (ss *session) sendUpdates(allowExpunge bool) error {
 	}
 	return nil
 }
+
+// wantsUID reports whether FETCH responses carry the UID even when not
+// asked: RFC 9051 7.5.2 (IMAP4rev2) and RFC 7162 3.2.4 (CONDSTORE/QRESYNC)
+// require it in unsolicited ones, and it costs nothing elsewhere.
+func (ss *session) wantsUID() bool { return ss.rev2 || ss.condstore || ss.qresync }
 
 // newKeywords sends FLAGS again when a keyword the client was not told of
 // appears (RFC 9051 7.3.5: FLAGS lists the flags in use).

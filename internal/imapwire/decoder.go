@@ -926,6 +926,11 @@ func (d *Decoder) ReadSASLResponse() ([]byte, error) {
 	if line == "*" {
 		return nil, &SyntaxError{Tag: d.tag, Command: d.name, Status: BAD, Msg: "authentication cancelled", Err: ErrSASLCancelled}
 	}
+	if line == "=" {
+		// An empty response the way SASL-IR writes one (RFC 4959 3); some
+		// clients (go-imap) answer a final challenge so, and it is unambiguous.
+		return []byte{}, nil
+	}
 	b, err := decodeBase64(line)
 	if err != nil {
 		return nil, &SyntaxError{Tag: d.tag, Command: d.name, Status: BAD, Msg: "invalid base64 in SASL response"}

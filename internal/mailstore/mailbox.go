@@ -189,9 +189,8 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 }
 
 // RenameMailbox renames a mailbox and its children (RFC 9051 6.3.6).
-// Renaming INBOX moves its messages to the new name and leaves an empty
-// INBOX: the old row keeps its identity under the new name and a fresh INBOX
-// is created, so UIDs stay valid where the messages went.
+// Renaming INBOX moves its messages to a new mailbox of that name and
+// leaves INBOX empty, with its UIDVALIDITY (RFC 9051 6.3.6).
 func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) error {
 	from, err := CleanName(from)
 	if err != nil {
@@ -222,15 +221,35 @@ func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) err
 				return err
 			}
 		}
-		if _, err := tx.Exec(`UPDATE mailboxes SET name = ?, special_use = CASE WHEN name = 'INBOX' THEN '' ELSE special_use END
-			WHERE id = ?`, to, mb.ID); err != nil {
-			return fmt.Errorf("mailstore: rename: %w", err)
-		}
 		if from == "INBOX" {
-			if _, err := s.createMailbox(tx, o, account, "INBOX", "", true); err != nil {
+			// RFC 9051 6.3.6: renaming INBOX moves its messages to a new
+			// mailbox and leaves INBOX empty. INBOX keeps its identity, so
+			// sessions that have it selected see the messages expunged.
+			dst, err := s.createMailbox(tx, o, account, to, "", mb.Subscribed)
+			if err != nil {
 				return err
 			}
-		} else {
+			rows, err := tx.Query(`SELECT uid FROM messages WHERE mailbox_id = ?`, mb.ID)
+			if err != nil {
+				return fmt.Errorf("mailstore: rename INBOX: %w", err)
+			}
+			var uids []uint32
+			for rows.Next() {
+				var u uint32
+				if err := rows.Scan(&u); err != nil {
+					rows.Close()
+					return fmt.Errorf("mailstore: rename INBOX: %w", err)
+				}
+				uids = append(uids, u)
+			}
+			rows.Close()
+			_, _, err = s.copyMoveTx(tx, o, mb.ID, uids, dst, true)
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE mailboxes SET name = ? WHERE id = ?`, to, mb.ID); err != nil {
+			return fmt.Errorf("mailstore: rename: %w", err)
+		}
+		{
 			// Children move along: a/b -> c/b.
 			rows, err := tx.Query(`SELECT id, name FROM mailboxes WHERE account = ? AND name LIKE ? ESCAPE '\'`,
 				account, likePrefix(from+Separator))

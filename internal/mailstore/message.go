@@ -532,7 +532,6 @@ func (s *Store) copyMove(ctx context.Context, from int64, uids []uint32, to int6
 	var res AppendResult
 	var src []uint32
 	err := s.write(ctx, nil, func(tx *wtx, o *op) error {
-		res, src = AppendResult{}, nil
 		dst, err := scanMailbox(tx.QueryRow(`SELECT `+mailboxColumns+` FROM mailboxes WHERE id = ?`, to))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNoMailbox
@@ -540,45 +539,51 @@ func (s *Store) copyMove(ctx context.Context, from int64, uids []uint32, to int6
 		if err != nil {
 			return fmt.Errorf("mailstore: copy: %w", err)
 		}
-		sorted := append([]uint32(nil), uids...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-		var msgs []NewMessage
-		for _, uid := range sorted {
-			var m NewMessage
-			var b string
-			var unix int64
-			var off int
-			var kw string
-			err := tx.QueryRow(`SELECT blob, size, internal_date, date_offset, flags, keywords, structure FROM messages
-				WHERE mailbox_id = ? AND uid = ?`, from, uid).Scan(&b, &m.Size, &unix, &off, &m.Flags.System, &kw, &m.Structure)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("mailstore: copy: %w", err)
-			}
-			m.Body = BodyRef(b)
-			m.InternalDate = time.Unix(unix, 0).In(time.FixedZone("", off))
-			m.Flags.Keywords = splitKeywords(kw)
-			msgs = append(msgs, m)
-			src = append(src, uid)
-		}
-		if len(msgs) == 0 {
-			return nil
-		}
-		newUIDs, err := s.insert(tx, o, dst, msgs)
-		if err != nil {
-			return err
-		}
-		res = AppendResult{Mailbox: dst.ID, UIDValidity: dst.UIDValidity, UIDs: newUIDs}
-		if move {
-			if _, err := s.remove(tx, o, from, src, false); err != nil {
-				return err
-			}
-		}
-		return nil
+		res, src, err = s.copyMoveTx(tx, o, from, uids, dst, move)
+		return err
 	})
 	return res, src, err
+}
+
+// copyMoveTx copies (or moves) messages into dst inside a transaction.
+func (s *Store) copyMoveTx(tx *wtx, o *op, from int64, uids []uint32, dst Mailbox, move bool) (AppendResult, []uint32, error) {
+	var src []uint32
+	sorted := append([]uint32(nil), uids...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	var msgs []NewMessage
+	for _, uid := range sorted {
+		var m NewMessage
+		var b string
+		var unix int64
+		var off int
+		var kw string
+		err := tx.QueryRow(`SELECT blob, size, internal_date, date_offset, flags, keywords, structure FROM messages
+			WHERE mailbox_id = ? AND uid = ?`, from, uid).Scan(&b, &m.Size, &unix, &off, &m.Flags.System, &kw, &m.Structure)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return AppendResult{}, nil, fmt.Errorf("mailstore: copy: %w", err)
+		}
+		m.Body = BodyRef(b)
+		m.InternalDate = time.Unix(unix, 0).In(time.FixedZone("", off))
+		m.Flags.Keywords = splitKeywords(kw)
+		msgs = append(msgs, m)
+		src = append(src, uid)
+	}
+	if len(msgs) == 0 {
+		return AppendResult{}, nil, nil
+	}
+	newUIDs, err := s.insert(tx, o, dst, msgs)
+	if err != nil {
+		return AppendResult{}, nil, err
+	}
+	if move {
+		if _, err := s.remove(tx, o, from, src, false); err != nil {
+			return AppendResult{}, nil, err
+		}
+	}
+	return AppendResult{Mailbox: dst.ID, UIDValidity: dst.UIDValidity, UIDs: newUIDs}, src, nil
 }
 
 // bodiesOf lists the bodies of a mailbox's messages.

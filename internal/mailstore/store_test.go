@@ -138,16 +138,20 @@ func TestAccountDefaultsAndMailboxOps(t *testing.T) {
 		t.Fatalf("rename into itself: %v", err)
 	}
 
-	// Renaming INBOX moves its messages; a fresh, empty INBOX remains.
+	// Renaming INBOX moves its messages to a new mailbox; INBOX stays, empty,
+	// with its identity, and the moved messages leave tombstones there.
 	e.must(e.s.Deliver(e.ctx, e.body("Subject: hi\r\n\r\nbody\r\n"), []Delivery{{Account: a}}))
 	inbox := e.mailbox(a, "INBOX")
 	e.must(e.s.RenameMailbox(e.ctx, a, "INBOX", "Old Inbox"))
 	old := e.mailbox(a, "Old Inbox")
-	if old.Messages != 1 || old.UIDValidity != inbox.UIDValidity {
+	if old.Messages != 1 || old.UIDValidity == inbox.UIDValidity || old.ID == inbox.ID || !old.Subscribed {
 		t.Fatalf("renamed inbox %+v", old)
 	}
-	if ni := e.mailbox(a, "INBOX"); ni.Messages != 0 || ni.UIDValidity == inbox.UIDValidity || ni.ID == inbox.ID {
-		t.Fatalf("new INBOX %+v", ni)
+	if ni := e.mailbox(a, "INBOX"); ni.Messages != 0 || ni.UIDValidity != inbox.UIDValidity || ni.ID != inbox.ID {
+		t.Fatalf("INBOX after rename %+v", ni)
+	}
+	if _, gone, err := e.s.Changes(e.ctx, inbox.ID, inbox.HighestModSeq); err != nil || len(gone) != 1 {
+		t.Fatalf("INBOX tombstones after rename: %v, %v", gone, err)
 	}
 
 	e.must(e.s.SetSubscribed(e.ctx, a, "Old Inbox", true))
