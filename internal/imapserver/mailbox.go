@@ -1,7 +1,7 @@
 package imapserver
 
 import (
-	"errors"
+	"slices"
 	"strings"
 
 	"posta/internal/imapwire"
@@ -95,16 +95,14 @@ func (ss *session) rename(cmd *imapwire.Command) error {
 }
 
 // subscribe answers SUBSCRIBE and UNSUBSCRIBE (RFC 9051 6.3.7, 6.3.8).
+// Subscriptions are names: the mailbox need not exist (RFC 9051 6.3.7),
+// and UNSUBSCRIBE of a name not subscribed is OK.
 func (ss *session) subscribe(cmd *imapwire.Command) error {
 	name, err := mailboxName(cmd.Mailbox)
 	if err != nil {
 		return err
 	}
-	err = ss.s.o.Store.SetSubscribed(ss.ctx(), ss.account, name, cmd.Name == "SUBSCRIBE")
-	if cmd.Name == "UNSUBSCRIBE" && errors.Is(err, mailstore.ErrNoMailbox) {
-		return nil // RFC 9051 6.3.8: not subscribed is what was asked
-	}
-	return err
+	return ss.s.o.Store.SetSubscribed(ss.ctx(), ss.account, name, cmd.Name == "SUBSCRIBE")
 }
 
 // namespace answers NAMESPACE (RFC 9051 6.3.10, RFC 2342): one personal
@@ -115,7 +113,8 @@ func (ss *session) namespace(*imapwire.Command) error {
 
 // list answers LIST and LSUB (RFC 9051 6.3.9, RFC 3501 6.3.9), with
 // LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819) and SPECIAL-USE (RFC
-// 6154). CHILDREN attributes (RFC 3348) are always given.
+// 6154). CHILDREN attributes (RFC 3348) are always given, to LSUB too
+// (RFC 3348 3 lets it leave them out), but for its \Noselect names.
 func (ss *session) list(cmd *imapwire.Command) error {
 	l := cmd.List
 	lsub := cmd.Name == "LSUB"
@@ -132,16 +131,13 @@ func (ss *session) list(cmd *imapwire.Command) error {
 		return err
 	}
 	hasChildren := map[string]bool{}
-	for _, b := range boxes {
-		if i := strings.LastIndexByte(b.Name, delim); i > 0 {
-			for p := b.Name[:i]; ; {
-				hasChildren[p] = true
-				j := strings.LastIndexByte(p, delim)
-				if j <= 0 {
-					break
-				}
-				p = p[:j]
-			}
+	exists := make(map[string]*mailstore.Mailbox, len(boxes))
+	names := make([]string, 0, len(boxes))
+	for i, b := range boxes {
+		exists[b.Name] = &boxes[i]
+		names = append(names, b.Name)
+		for _, p := range ancestors(b.Name) {
+			hasChildren[p] = true
 		}
 	}
 	var matchers []func(string) bool
@@ -149,64 +145,91 @@ func (ss *session) list(cmd *imapwire.Command) error {
 		matchers = append(matchers, listMatcher(l.Reference, p))
 	}
 	subscribedOnly := lsub || l.SelectSubscribed
-	// RFC 5258 3.5 RECURSIVEMATCH: a mailbox that does not itself qualify
-	// but has a subscribed descendant is listed with CHILDINFO.
+	// Subscriptions are names, not mailboxes: one may outlive its mailbox
+	// or name one that never existed (RFC 3501 6.3.9, RFC 9051 6.3.7).
+	subscribed := map[string]bool{}
+	if subscribedOnly || l.ReturnSubscribed {
+		subs, err := ss.s.o.Store.Subscriptions(ss.c.ctx, ss.account)
+		if err != nil {
+			return err
+		}
+		for _, n := range subs {
+			subscribed[n] = true
+		}
+	}
+	// RFC 5258 3.5 RECURSIVEMATCH: a name that does not itself qualify but
+	// has a subscribed descendant is listed with CHILDINFO; RFC 3501 6.3.9:
+	// LSUB lists it as \Noselect.
 	subscribedBelow := map[string]bool{}
 	if l.SelectRecursiveMatch && l.SelectSubscribed || lsub {
-		for _, b := range boxes {
-			if !b.Subscribed {
-				continue
-			}
-			for p := b.Name; ; {
-				j := strings.LastIndexByte(p, delim)
-				if j <= 0 {
-					break
-				}
-				p = p[:j]
+		for n := range subscribed {
+			for _, p := range ancestors(n) {
 				subscribedBelow[p] = true
 			}
 		}
 	}
-	for _, b := range boxes {
+	if subscribedOnly {
+		// Names without a mailbox are listed only when selected by their
+		// subscription (RFC 5258 3, 3.1) or a subscribed descendant.
+		added := map[string]bool{}
+		for _, set := range []map[string]bool{subscribed, subscribedBelow} {
+			for n := range set {
+				if exists[n] == nil && !added[n] {
+					added[n] = true
+					names = append(names, n)
+				}
+			}
+		}
+		if len(added) > 0 {
+			slices.SortFunc(names, compareNames)
+		}
+	}
+	for _, name := range names {
+		b, sub := exists[name], subscribed[name]
 		matched := false
 		for _, m := range matchers {
-			if m(b.Name) {
+			if m(name) {
 				matched = true
 				break
 			}
 		}
 		var childInfo []string
-		if subscribedBelow[b.Name] && !lsub {
+		if subscribedBelow[name] && !lsub {
 			childInfo = []string{"SUBSCRIBED"}
 		}
 		// RFC 3501 6.3.9: LSUB "%" lists an unsubscribed parent of a
-		// subscribed mailbox, as \Noselect.
-		lsubParent := lsub && !b.Subscribed && subscribedBelow[b.Name] && hasPercent(l.Patterns)
-		if !matched || subscribedOnly && !b.Subscribed && childInfo == nil && !lsubParent {
+		// subscribed name, as \Noselect.
+		lsubParent := lsub && !sub && subscribedBelow[name] && hasPercent(l.Patterns)
+		if !matched || subscribedOnly && !sub && childInfo == nil && !lsubParent {
 			continue
 		}
-		if l.SelectSpecialUse && b.SpecialUse == "" {
+		if l.SelectSpecialUse && (b == nil || b.SpecialUse == "") {
 			continue
 		}
 		var attrs []string
 		switch {
-		case lsubParent:
+		case lsub && (lsubParent || b == nil):
+			// RFC 3501 6.3.9: \Noselect for the parent, and for a
+			// subscribed name with no mailbox.
 			attrs = append(attrs, `\Noselect`)
-		case lsub:
-			// LSUB predates CHILDREN (RFC 3348): its attributes stay as RFC
-			// 3501 6.3.9 lists them.
-		case hasChildren[b.Name]:
+		case b == nil:
+			// RFC 5258 3: \NonExistent implies \Noselect.
+			attrs = append(attrs, `\NonExistent`)
+			if hasChildren[name] {
+				attrs = append(attrs, `\HasChildren`) // RFC 5258 3.5
+			}
+		case hasChildren[name]:
 			attrs = append(attrs, `\HasChildren`)
 		default:
 			attrs = append(attrs, `\HasNoChildren`)
 		}
-		if b.Subscribed && (l.ReturnSubscribed || l.SelectSubscribed) {
+		if sub && (l.ReturnSubscribed || l.SelectSubscribed) {
 			attrs = append(attrs, `\Subscribed`)
 		}
-		if b.SpecialUse != "" && !lsub {
+		if b != nil && b.SpecialUse != "" && !lsub {
 			attrs = append(attrs, b.SpecialUse)
 		}
-		d := imapwire.ListData{Attrs: attrs, Delim: delim, Mailbox: b.Name, ChildInfo: childInfo}
+		d := imapwire.ListData{Attrs: attrs, Delim: delim, Mailbox: name, ChildInfo: childInfo}
 		if lsub {
 			err = ss.c.enc.Lsub(d)
 		} else {
@@ -215,14 +238,39 @@ func (ss *session) list(cmd *imapwire.Command) error {
 		if err != nil {
 			return err
 		}
-		if len(l.ReturnStatus) > 0 {
-			// RFC 5819 2: STATUS right after the mailbox's LIST line.
-			if err := ss.writeStatus(b, l.ReturnStatus); err != nil {
+		if len(l.ReturnStatus) > 0 && b != nil {
+			// RFC 5819 2: STATUS right after the mailbox's LIST line; none
+			// for a name that is no mailbox.
+			if err := ss.writeStatus(*b, l.ReturnStatus); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// ancestors are the names above name: a/b/c has a/b and a.
+func ancestors(name string) []string {
+	var out []string
+	for p := name; ; {
+		j := strings.LastIndexByte(p, delim)
+		if j <= 0 {
+			return out
+		}
+		p = p[:j]
+		out = append(out, p)
+	}
+}
+
+// compareNames orders names as the store lists mailboxes: INBOX first.
+func compareNames(a, b string) int {
+	if (a == "INBOX") != (b == "INBOX") {
+		if a == "INBOX" {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
 }
 
 func hasPercent(patterns []string) bool {

@@ -91,6 +91,7 @@ type Store interface {
 	DeleteMailbox(ctx context.Context, account, name string) error
 	RenameMailbox(ctx context.Context, account, from, to string) error
 	SetSubscribed(ctx context.Context, account, name string, on bool) error
+	Subscriptions(ctx context.Context, account string) ([]string, error)
 	Messages(ctx context.Context, mailbox int64) ([]mailstore.MessageMeta, error)
 	Changes(ctx context.Context, mailbox int64, since uint64) ([]mailstore.MessageMeta, []uint32, error)
 	Append(ctx context.Context, account, mailbox string, msgs ...mailstore.NewMessage) (mailstore.AppendResult, error)

@@ -24,7 +24,7 @@ type Mailbox struct {
 	Messages      int
 	Unseen        int
 	Size          int64
-	Subscribed    bool
+	Subscribed    bool   // the name is in the account's subscriptions
 	SpecialUse    string // "\Sent", "\Drafts", ... or ""
 }
 
@@ -98,8 +98,8 @@ func (s *Store) createMailbox(tx *wtx, o *op, account, name, use string, subscri
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("mailstore: uidvalidity: %w", err)
 	}
-	res, err := tx.Exec(`INSERT INTO mailboxes (account, name, uidvalidity, uidnext, highestmodseq, subscribed, special_use)
-		VALUES (?, ?, ?, 1, 1, ?, ?)`, account, name, uv, subscribed, use)
+	res, err := tx.Exec(`INSERT INTO mailboxes (account, name, uidvalidity, uidnext, highestmodseq, special_use)
+		VALUES (?, ?, ?, 1, 1, ?)`, account, name, uv, use)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return Mailbox{}, fmt.Errorf("%w: %s", ErrMailboxExists, name)
@@ -107,6 +107,14 @@ func (s *Store) createMailbox(tx *wtx, o *op, account, name, use string, subscri
 		return Mailbox{}, fmt.Errorf("mailstore: create %s: %w", name, err)
 	}
 	id, _ := res.LastInsertId()
+	if subscribed {
+		if err := subscribeTx(tx, account, name); err != nil {
+			return Mailbox{}, err
+		}
+	} else if subscribed, err = subscribedTx(tx, account, name); err != nil {
+		// The name may have been subscribed before the mailbox existed.
+		return Mailbox{}, err
+	}
 	o.after = append(o.after, func() {
 		s.feed.publish(account, Change{Kind: MailboxCreated, Mailbox: id, Name: name, Origin: origin(o.ctx)})
 	})
@@ -140,7 +148,8 @@ func (s *Store) CreateMailbox(ctx context.Context, account, name, specialUse str
 
 // DeleteMailbox removes a mailbox and its messages. INBOX cannot be
 // deleted (RFC 9051 6.3.5); a mailbox with children is refused, as Dovecot
-// does, rather than turned into a \Noselect placeholder.
+// does, rather than turned into a \Noselect placeholder. The name's
+// subscription stays (RFC 3501 6.3.9: MUST NOT remove it; RFC 9051 6.3.7).
 func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 	name, err := CleanName(name)
 	if err != nil {
@@ -154,12 +163,25 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 		if err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRow(`SELECT COUNT(*) FROM mailboxes WHERE account = ? AND name LIKE ? ESCAPE '\'`,
-			account, likePrefix(name+Separator)).Scan(&n); err != nil {
+		rows, err := tx.Query(`SELECT name FROM mailboxes WHERE account = ? AND name LIKE ? ESCAPE '\'`,
+			account, likePrefix(name+Separator))
+		if err != nil {
 			return fmt.Errorf("mailstore: delete %s: %w", name, err)
 		}
-		if n > 0 {
+		kids := false
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return fmt.Errorf("mailstore: delete %s: %w", name, err)
+			}
+			kids = kids || strings.HasPrefix(k, name+Separator) // LIKE ignores ASCII case
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("mailstore: delete %s: %w", name, err)
+		}
+		if kids {
 			return fmt.Errorf("%w: %s", ErrHasChildren, name)
 		}
 		bodies, err := bodiesOf(tx, mb.ID)
@@ -188,9 +210,11 @@ func (s *Store) DeleteMailbox(ctx context.Context, account, name string) error {
 	return err
 }
 
-// RenameMailbox renames a mailbox and its children (RFC 9051 6.3.6).
-// Renaming INBOX moves its messages to a new mailbox of that name and
-// leaves INBOX empty, with its UIDVALIDITY (RFC 9051 6.3.6).
+// RenameMailbox renames a mailbox and its children (RFC 9051 6.3.6); their
+// subscriptions move to the new names, as Dovecot does. Renaming INBOX
+// moves its messages to a new mailbox of that name, subscribed if INBOX is,
+// and leaves INBOX empty, with its UIDVALIDITY and subscription (RFC 9051
+// 6.3.6).
 func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) error {
 	from, err := CleanName(from)
 	if err != nil {
@@ -267,14 +291,22 @@ func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) err
 					rows.Close()
 					return fmt.Errorf("mailstore: rename: %w", err)
 				}
-				kids = append(kids, k)
+				if strings.HasPrefix(k.name, from+Separator) { // LIKE ignores ASCII case
+					kids = append(kids, k)
+				}
 			}
 			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("mailstore: rename: %w", err)
+			}
 			for _, k := range kids {
 				if _, err := tx.Exec(`UPDATE mailboxes SET name = ? WHERE id = ?`, to+strings.TrimPrefix(k.name, from), k.id); err != nil {
 					return fmt.Errorf("mailstore: rename child: %w", err)
 				}
 			}
+		}
+		if err := renameSubscriptionsTx(tx, account, from, to); err != nil {
+			return err
 		}
 		o.after = append(o.after, func() {
 			s.feed.publish(account, Change{Kind: MailboxRenamed, Mailbox: mb.ID, Name: to, OldName: from, Origin: origin(o.ctx)})
@@ -283,25 +315,107 @@ func (s *Store) RenameMailbox(ctx context.Context, account, from, to string) err
 	})
 }
 
-// SetSubscribed changes a mailbox's subscription (RFC 9051 6.3.7, 6.3.8).
+// SetSubscribed adds a name to the account's subscriptions or removes it
+// (RFC 9051 6.3.7, 6.3.8). The name need not be a mailbox (RFC 9051 6.3.7
+// allows subscribing to one that does not exist); either way is idempotent.
 func (s *Store) SetSubscribed(ctx context.Context, account, name string, on bool) error {
 	name, err := CleanName(name)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, nil, func(tx *wtx, o *op) error {
-		res, err := tx.Exec(`UPDATE mailboxes SET subscribed = ? WHERE account = ? AND name = ?`, on, account, name)
-		if err != nil {
-			return fmt.Errorf("mailstore: subscribe: %w", err)
+		if on {
+			return subscribeTx(tx, account, name)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: %s", ErrNoMailbox, name)
+		if _, err := tx.Exec(`DELETE FROM subscriptions WHERE account = ? AND name = ?`, account, name); err != nil {
+			return fmt.Errorf("mailstore: unsubscribe %s: %w", name, err)
 		}
 		return nil
 	})
 }
 
-const mailboxColumns = `id, account, name, uidvalidity, uidnext, highestmodseq, messages, unseen, size, subscribed, special_use`
+// Subscriptions lists the account's subscribed names, whether or not they
+// are mailboxes, sorted as Mailboxes sorts them: INBOX first.
+func (s *Store) Subscriptions(ctx context.Context, account string) ([]string, error) {
+	rows, err := s.reader(ctx).Query(`SELECT name FROM subscriptions WHERE account = ?`, account)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("mailstore: subscriptions: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mailstore: subscriptions: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return nameLess(out[i], out[j]) })
+	return out, nil
+}
+
+func subscribeTx(tx *wtx, account, name string) error {
+	if _, err := tx.Exec(`INSERT INTO subscriptions (account, name) VALUES (?, ?) ON CONFLICT (account, name) DO NOTHING`, account, name); err != nil {
+		return fmt.Errorf("mailstore: subscribe %s: %w", name, err)
+	}
+	return nil
+}
+
+func subscribedTx(tx *wtx, account, name string) (bool, error) {
+	var one int
+	err := tx.QueryRow(`SELECT 1 FROM subscriptions WHERE account = ? AND name = ?`, account, name).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mailstore: subscription %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// renameSubscriptionsTx moves the subscriptions of from and of the names
+// below it to the same names under to. A new name already subscribed stays
+// so, once.
+func renameSubscriptionsTx(tx *wtx, account, from, to string) error {
+	rows, err := tx.Query(`SELECT name FROM subscriptions WHERE account = ? AND (name = ? OR name LIKE ? ESCAPE '\')`,
+		account, from, likePrefix(from+Separator))
+	if err != nil {
+		return fmt.Errorf("mailstore: rename subscriptions: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("mailstore: rename subscriptions: %w", err)
+		}
+		if n == from || strings.HasPrefix(n, from+Separator) { // LIKE ignores ASCII case
+			names = append(names, n)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("mailstore: rename subscriptions: %w", err)
+	}
+	for _, n := range names {
+		if _, err := tx.Exec(`DELETE FROM subscriptions WHERE account = ? AND name = ?`, account, n); err != nil {
+			return fmt.Errorf("mailstore: rename subscriptions: %w", err)
+		}
+		if err := subscribeTx(tx, account, to+strings.TrimPrefix(n, from)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mailboxColumns are scanMailbox's; Subscribed comes from the
+// subscriptions table, so the query must be FROM mailboxes.
+const mailboxColumns = `id, account, name, uidvalidity, uidnext, highestmodseq, messages, unseen, size,
+	EXISTS (SELECT 1 FROM subscriptions WHERE subscriptions.account = mailboxes.account AND subscriptions.name = mailboxes.name),
+	special_use`
 
 func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
 	var m Mailbox
@@ -361,14 +475,16 @@ func (s *Store) Mailboxes(ctx context.Context, account string) ([]Mailbox, error
 		}
 		out = append(out, m)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].Name, out[j].Name
-		if (a == "INBOX") != (b == "INBOX") {
-			return a == "INBOX"
-		}
-		return a < b
-	})
+	sort.Slice(out, func(i, j int) bool { return nameLess(out[i].Name, out[j].Name) })
 	return out, rows.Err()
+}
+
+// nameLess orders mailbox names: INBOX first, then bytewise.
+func nameLess(a, b string) bool {
+	if (a == "INBOX") != (b == "INBOX") {
+		return a == "INBOX"
+	}
+	return a < b
 }
 
 // Usage is the bytes of mail the account stores, for quota.
@@ -384,7 +500,8 @@ func (s *Store) Usage(ctx context.Context, account string) (int64, error) {
 	return n, nil
 }
 
-// likePrefix makes a LIKE pattern matching names that start with p.
+// likePrefix makes a LIKE pattern matching names that start with p. LIKE
+// ignores ASCII case (SQLite's default), so callers check each name found.
 func likePrefix(p string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return r.Replace(p) + "%"

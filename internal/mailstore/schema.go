@@ -52,4 +52,13 @@ var migrations = []string{
 		id   INTEGER PRIMARY KEY,
 		data BLOB NOT NULL
 	);`,
+	// Subscriptions are names, not mailboxes (RFC 3501 6.3.9, RFC 9051
+	// 6.3.7): they outlive the mailbox and may name one that never existed.
+	`CREATE TABLE subscriptions (
+		account TEXT NOT NULL,
+		name    TEXT NOT NULL,
+		PRIMARY KEY (account, name)
+	);
+	INSERT INTO subscriptions (account, name) SELECT account, name FROM mailboxes WHERE subscribed <> 0;
+	ALTER TABLE mailboxes DROP COLUMN subscribed;`,
 }
