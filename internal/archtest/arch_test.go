@@ -12,7 +12,7 @@ import (
 // layers: a package may import Posta packages of a lower layer only.
 var layers = map[string]int{
 	"config": 0, "conntrack": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0,
-	"directory": 1, "mailstore": 1, "queue": 1, "files": 1,
+	"directory": 1, "mailstore": 1, "queue": 1, "files": 1, "mailauth": 1,
 	"delivery":   2,
 	"smtpserver": 3, "pop3server": 3, "imapserver": 3, "imapwire": 0, "ftpserver": 3, "sftpserver": 3,
 	"server":    4,
@@ -31,6 +31,7 @@ var outside = map[string][]string{
 	"tlsconf":    {},
 	"message":    {"github.com/emersion/go-message", "golang.org/x/text/"},
 	"directory":  {"golang.org/x/crypto/argon2"},
+	"mailauth":   {"github.com/emersion/go-msgauth", "blitiri.com.ar/go/spf"},
 	"mailstore":  {},
 	"imapwire":   {},
 	"pop3server": {},
