@@ -1,7 +1,9 @@
 // Package queue holds outbound mail: messages from authenticated users to
 // other domains wait here, durably, until they are delivered to the remote
-// MX, retried, or bounced. This version stores and lists them; the delivery
-// workers (MX lookup, TLS, retries, DSN) build on the same tables.
+// MX, retried, or bounced. Enqueue stores a message; Run is the worker that
+// sends it through a Transport (internal/queue/mx speaks SMTP), retries with
+// backoff and returns delivery status notifications (RFC 3464); Show, Retry,
+// Hold, Release and Drop are the operator's handles (posta queue).
 //
 // It imports no protocol server.
 package queue
@@ -44,11 +46,39 @@ var migrations = []string{
 		PRIMARY KEY (queue_id, address)
 	);
 	CREATE INDEX queue_next ON queue (next_attempt);`,
+
+	// 2: the worker's state. Per message: when it expires (0 until the
+	// worker first picks it up: then created_at + MaxAge), the last attempt
+	// and its error, whether the delay notice went out, and the lease that
+	// keeps it with one worker while it is being sent. Per recipient: the
+	// last reply (code, enhanced code, text in last_error, remote MTA),
+	// when it was last tried and became final, whether it expired, and
+	// whether a DSN about its final state is still owed. queue_trash lists
+	// bodies whose rows are gone and whose files still have to be removed.
+	`ALTER TABLE queue ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue ADD COLUMN last_attempt INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+	ALTER TABLE queue ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue_recipients ADD COLUMN code INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue_recipients ADD COLUMN enhanced TEXT NOT NULL DEFAULT '';
+	ALTER TABLE queue_recipients ADD COLUMN remote_mta TEXT NOT NULL DEFAULT '';
+	ALTER TABLE queue_recipients ADD COLUMN last_attempt INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue_recipients ADD COLUMN final_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue_recipients ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE queue_recipients ADD COLUMN dsn_pending INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE queue_trash (blob TEXT PRIMARY KEY);`,
 }
 
 // Queue is the outbound queue in posta.db.
 type Queue struct {
 	db *sql.DB
+	// kick wakes Run: capacity 1, sent to without blocking, so wake-ups
+	// coalesce and Enqueue never waits for the worker.
+	kick chan struct{}
+	// idle, set by tests before Run, is called by the owner goroutine when
+	// it is about to sleep with nothing in flight, with the wake-up time.
+	idle func(next time.Time)
 }
 
 // Open prepares the queue tables.
@@ -56,7 +86,17 @@ func Open(ctx context.Context, db *sql.DB) (*Queue, error) {
 	if err := database.Migrate(ctx, db, "queue", migrations); err != nil {
 		return nil, err
 	}
-	return &Queue{db: db}, nil
+	return &Queue{db: db, kick: make(chan struct{}, 1)}, nil
+}
+
+// Kick wakes the worker to look for due messages now. It never blocks;
+// kicks that arrive while one is pending are one kick. Another process (the
+// CLI) cannot kick: the worker sees its changes at its next poll.
+func (q *Queue) Kick() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Recipient is one remote forward-path with its DSN parameters.
@@ -84,9 +124,22 @@ type Message struct {
 	Created    time.Time
 	Attempts   int
 	Held       bool
+	// Expires is when the queue gives up on the recipients still pending
+	// and bounces them. Zero at Enqueue means Created + the worker's
+	// MaxAge, fixed when the worker first picks the message up.
+	Expires time.Time
+
+	// Filled by List and Show; Enqueue ignores them.
+	NextAttempt   time.Time // zero: due at once (after Retry)
+	LastAttempt   time.Time // zero before the first attempt
+	LastError     string    // the last temporary failure, for the operator
+	Pending       int       // recipients not final yet
+	DelayNotified bool      // the delay DSN went out (or none was wanted)
+	Sending       bool      // a worker holds the message now
 }
 
-// Enqueue stores m durably (the commit is synchronous) and returns its id.
+// Enqueue stores m durably (the commit is synchronous), wakes the worker
+// and returns the message's id.
 func (q *Queue) Enqueue(ctx context.Context, m Message) (int64, error) {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -97,9 +150,13 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (int64, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
+	var expires int64
+	if !m.Expires.IsZero() {
+		expires = m.Expires.Unix()
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO queue (blob, body_offset, size, mail_from, account, envid, ret, smtputf8,
-		body_type, created_at, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(m.Blob), m.BodyOffset, m.Size, m.MailFrom, m.Account, m.EnvID, m.Ret, m.SMTPUTF8, m.BodyType, now.Unix(), now.Unix())
+		body_type, created_at, next_attempt, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(m.Blob), m.BodyOffset, m.Size, m.MailFrom, m.Account, m.EnvID, m.Ret, m.SMTPUTF8, m.BodyType, now.Unix(), now.Unix(), expires)
 	if err != nil {
 		return 0, fmt.Errorf("queue: insert: %w", err)
 	}
@@ -116,27 +173,58 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (int64, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("queue: commit: %w", err)
 	}
+	q.Kick()
 	return id, nil
 }
 
-// List returns the queued messages, oldest first.
+// List returns the queued messages, oldest first, with their recipients.
 func (q *Queue) List(ctx context.Context) ([]Message, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT id, blob, body_offset, size, mail_from, account, envid, ret, smtputf8, body_type,
-		created_at, attempts, held FROM queue ORDER BY id`)
+	return q.messages(ctx, 0)
+}
+
+// messageColumns are scanned by scanMessage, in this order.
+const messageColumns = `id, blob, body_offset, size, mail_from, account, envid, ret, smtputf8, body_type,
+	created_at, attempts, held, expires_at, next_attempt, last_attempt, last_error, delay_notified, lease_until`
+
+func scanMessage(sc interface{ Scan(...any) error }, now time.Time) (Message, error) {
+	var m Message
+	var b string
+	var created, expires, next, last, lease int64
+	err := sc.Scan(&m.ID, &b, &m.BodyOffset, &m.Size, &m.MailFrom, &m.Account, &m.EnvID, &m.Ret, &m.SMTPUTF8,
+		&m.BodyType, &created, &m.Attempts, &m.Held, &expires, &next, &last, &m.LastError, &m.DelayNotified, &lease)
+	m.Blob, m.Created = blob.ID(b), time.Unix(created, 0)
+	m.Expires, m.NextAttempt, m.LastAttempt = unixOrZero(expires), unixOrZero(next), unixOrZero(last)
+	m.Sending = lease > now.Unix()
+	return m, err
+}
+
+func unixOrZero(t int64) time.Time {
+	if t == 0 {
+		return time.Time{}
+	}
+	return time.Unix(t, 0)
+}
+
+// messages reads one message (id != 0) or all, with their recipients.
+func (q *Queue) messages(ctx context.Context, id int64) ([]Message, error) {
+	query := `SELECT ` + messageColumns + ` FROM queue ORDER BY id`
+	var args []any
+	if id != 0 {
+		query = `SELECT ` + messageColumns + ` FROM queue WHERE id = ?`
+		args = append(args, id)
+	}
+	rows, err := q.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("queue: list: %w", err)
 	}
+	now := time.Now()
 	var out []Message
 	for rows.Next() {
-		var m Message
-		var b string
-		var created int64
-		if err := rows.Scan(&m.ID, &b, &m.BodyOffset, &m.Size, &m.MailFrom, &m.Account, &m.EnvID, &m.Ret, &m.SMTPUTF8,
-			&m.BodyType, &created, &m.Attempts, &m.Held); err != nil {
+		m, err := scanMessage(rows, now)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("queue: list: %w", err)
 		}
-		m.Blob, m.Created = blob.ID(b), time.Unix(created, 0)
 		out = append(out, m)
 	}
 	rows.Close()
@@ -144,23 +232,16 @@ func (q *Queue) List(ctx context.Context) ([]Message, error) {
 		return nil, fmt.Errorf("queue: list: %w", err)
 	}
 	for i := range out {
-		rs, err := q.db.QueryContext(ctx, `SELECT address, notify, orcpt FROM queue_recipients WHERE queue_id = ? ORDER BY address`, out[i].ID)
+		rs, err := q.recipients(ctx, q.db, out[i].ID)
 		if err != nil {
-			return nil, fmt.Errorf("queue: recipients: %w", err)
+			return nil, err
 		}
-		for rs.Next() {
-			var r Recipient
-			var notify string
-			if err := rs.Scan(&r.Address, &notify, &r.ORCPT); err != nil {
-				rs.Close()
-				return nil, fmt.Errorf("queue: recipients: %w", err)
+		for _, r := range rs {
+			out[i].Recipients = append(out[i].Recipients, r.Recipient)
+			if r.State == StateQueued {
+				out[i].Pending++
 			}
-			if notify != "" {
-				r.Notify = strings.Split(notify, ",")
-			}
-			out[i].Recipients = append(out[i].Recipients, r)
 		}
-		rs.Close()
 	}
 	return out, nil
 }

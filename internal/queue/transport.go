@@ -33,6 +33,11 @@ type Result struct {
 	Permanent bool
 	RemoteMTA string // the host that answered, for the DSN's Remote-MTA
 	Err       error  // the cause, for the log
+	// RemoteDSN: the remote server offered DSN, so NOTIFY went along with
+	// the recipient and success is now its to report (RFC 3461 5.2.1 c);
+	// false makes the queue send a "relayed" DSN to a recipient with
+	// NOTIFY=SUCCESS (RFC 3461 5.2.2 b).
+	RemoteDSN bool
 }
 
 // Delivered reports a 2xx reply.
