@@ -165,3 +165,31 @@ func TestUserKeyCommands(t *testing.T) {
 		t.Fatalf("key still listed: %q", out)
 	}
 }
+
+// TestDomainDNS: a domain gets DKIM keys when added, and domain dns prints
+// every record an operator publishes, with the same keys each time.
+func TestDomainDNS(t *testing.T) {
+	d := "--data=" + filepath.Join(t.TempDir(), "data")
+	ok(t, "", "domain", "add", "example.test", d)
+	out := ok(t, "", "domain", "dns", "example.test", d)
+	for _, want := range []string{
+		"example.test.\tIN\tMX\t10 ",
+		"example.test.\tIN\tTXT\t\"v=spf1 ",
+		"._domainkey.example.test.\tIN\tTXT\t\"v=DKIM1; k=ed25519; p=",
+		"._domainkey.example.test.\tIN\tTXT\t\"v=DKIM1; k=rsa; p=",
+		"_dmarc.example.test.\tIN\tTXT\t\"v=DMARC1; ",
+		"_mta-sts.example.test.\tIN\tTXT\t\"v=STSv1; id=",
+		"_smtp._tls.example.test.\tIN\tTXT\t\"v=TLSRPTv1; ",
+		"_imaps._tcp.example.test.\tIN\tSRV\t0 1 993 ",
+		"_submissions._tcp.example.test.\tIN\tSRV\t0 1 465 ",
+		";   mode: testing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("domain dns output lacks %q:\n%s", want, out)
+		}
+	}
+	if again := ok(t, "", "domain", "dns", "example.test", d); again != out {
+		t.Errorf("domain dns changed between runs (keys regenerated?)")
+	}
+	fails(t, "", "unknown domain: nowhere.test", "domain", "dns", "nowhere.test", d)
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 
 	"posta/internal/config"
 	"posta/internal/directory"
+	"posta/internal/mailauth"
 	"posta/internal/sasl"
 )
 
@@ -21,13 +24,61 @@ func newDomainCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "domain", Short: "Manage the domains Posta receives mail for"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "add DOMAIN",
-		Short: "Add a local domain",
+		Short: "Add a local domain (and generate its DKIM keys)",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withDirectory(func(cmd *cobra.Command, args []string, d *directory.Directory) error {
-			if err := d.AddDomain(cmd.Context(), args[0]); err != nil {
+		RunE: g.withDB(func(ctx context.Context, args []string, db *sql.DB) error {
+			d, err := directory.Open(ctx, db)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "added domain %s\n", strings.ToLower(args[0]))
+			if err := d.AddDomain(ctx, args[0]); err != nil {
+				return err
+			}
+			name := strings.ToLower(args[0])
+			ks, err := mailauth.Open(ctx, db)
+			if err != nil {
+				return err
+			}
+			// RFC 8463: an ed25519 and an RSA key, generated once.
+			if _, err := ks.Ensure(ctx, name); err != nil {
+				return fmt.Errorf("domain %s added, but its DKIM keys were not: %w", name, err)
+			}
+			fmt.Fprintf(g.stdout, "added domain %s (DNS records to publish: posta domain dns %s)\n", name, name)
+			return nil
+		}),
+	}, &cobra.Command{
+		Use:   "dns DOMAIN",
+		Short: "Print the DNS records to publish for a domain: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.withDB(func(ctx context.Context, args []string, db *sql.DB) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			name := strings.ToLower(args[0])
+			d, err := directory.Open(ctx, db)
+			if err != nil {
+				return err
+			}
+			if ok, err := d.IsLocalDomain(ctx, name); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("%w: %s (add it with: posta domain add %s)", directory.ErrUnknownDomain, name, name)
+			}
+			ks, err := mailauth.Open(ctx, db)
+			if err != nil {
+				return err
+			}
+			keys, err := ks.Ensure(ctx, name) // domains added before DKIM existed get keys now
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "; DNS records for %s (mail host %s)\n", name, cfg.Hostname)
+			fmt.Fprint(g.stdout, mailauth.FormatZone(mailauth.Records(name, cfg.Hostname, keys)))
+			fmt.Fprintf(g.stdout, "\n; MTA-STS policy, to serve as https://mta-sts.%s/.well-known/mta-sts.txt\n", name)
+			for _, line := range strings.Split(strings.TrimRight(mailauth.MTASTSPolicy(cfg.Hostname), "\r\n"), "\n") {
+				fmt.Fprintf(g.stdout, ";   %s\n", strings.TrimRight(line, "\r"))
+			}
 			return nil
 		}),
 	}, &cobra.Command{
