@@ -31,9 +31,10 @@ var errStopping = errors.New("imap: server shutting down")
 const hangupWriteTimeout = 5 * time.Second
 
 // bufferSize is the per-connection buffer each way: small, because idle
-// connections are many (the goal is under 30 KiB each); bodies stream
-// through it.
-const bufferSize = 4096
+// connections are many (the goal is under 30 KiB each). Command lines are
+// short; literals larger than it are read straight into the reader's
+// buffer (bufio bypasses its own), and responses stream through it.
+const bufferSize = 2048
 
 // conn is one accepted connection: its I/O, deadlines, and whether it is
 // idle (waiting for a command, or in IDLE) or busy, which is what Shutdown

@@ -42,6 +42,21 @@ func (ss *session) metas(uids []uint32) (map[uint32]mailstore.MessageMeta, error
 	return out, nil
 }
 
+// rowChunk is how many messages' store rows FETCH reads at once.
+const rowChunk = 256
+
+// needsRow reports whether any item needs more than a message's metadata.
+func needsRow(items []imapwire.FetchItem) bool {
+	for _, it := range items {
+		switch it.Attr {
+		case imapwire.FetchFlags, imapwire.FetchUID, imapwire.FetchInternalDate, imapwire.FetchRFC822Size, imapwire.FetchModSeq:
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 func hasItem(items []imapwire.FetchItem, a imapwire.FetchAttr) bool {
 	return slices.ContainsFunc(items, func(it imapwire.FetchItem) bool { return it.Attr == a })
 }
@@ -123,12 +138,30 @@ func (ss *session) fetch(cmd *imapwire.Command) error {
 		items = append([]imapwire.FetchItem{{Attr: imapwire.FetchUID}}, items...)
 	}
 	ctx := ss.c.ctx
-	for _, u := range uids {
+	// Items beyond the metadata need each message's store row; for many
+	// messages read the rows a range at a time, not one query each.
+	var rows map[uint32]*mailstore.Message
+	bulkRows := len(uids) > bulkMetas && needsRow(items)
+	for i, u := range uids {
 		meta, ok := metas[u]
 		if !ok || f.ChangedSince > 0 && meta.ModSeq <= f.ChangedSince {
 			continue
 		}
+		if bulkRows && rows[u] == nil {
+			chunk := uids[i:min(i+rowChunk, len(uids))]
+			list, err := ss.s.o.Store.MessageRange(ctx, ss.mb.id, chunk[0], chunk[len(chunk)-1])
+			if err != nil {
+				return err
+			}
+			rows = make(map[uint32]*mailstore.Message, len(list))
+			for j := range list {
+				rows[list[j].UID] = &list[j]
+			}
+		}
 		m := newMsg(ss.s.o.Store, ss.mb.id, uint32(ss.mb.view.seq(u)), meta)
+		if r := rows[u]; r != nil {
+			m.stored = r
+		}
 		err := writeFetch(ctx, ss.c.enc, m, items, ss.rev2)
 		m.Close()
 		if err != nil {

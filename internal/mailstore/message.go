@@ -264,6 +264,30 @@ func (s *Store) listMessages(ctx context.Context, mailbox int64) ([]MessageMeta,
 	return out, rows.Err()
 }
 
+// MessageRange returns the messages with UIDs from first to last (inclusive),
+// with body references and structures, in UID order: one query for what
+// FETCH of many messages would otherwise ask one by one.
+func (s *Store) MessageRange(ctx context.Context, mailbox int64, first, last uint32) ([]Message, error) {
+	rows, err := s.reader(ctx).Query(`SELECT `+metaColumns+`, blob, structure FROM messages
+		WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`, mailbox, first, last)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: message range: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		var m Message
+		var b string
+		meta, err := scanMeta(rows, &b, &m.Structure)
+		if err != nil {
+			return nil, fmt.Errorf("mailstore: message range: %w", err)
+		}
+		m.MessageMeta, m.Body = meta, BodyRef(b)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // Message returns one message with its body reference and structure.
 func (s *Store) Message(ctx context.Context, mailbox int64, uid uint32) (Message, error) {
 	var m Message
