@@ -77,8 +77,10 @@ type SMTP struct {
 	SubmissionsPort int  `toml:"submissions_port" comment:"Submission with implicit TLS (RFC 8314)."`
 	// SenderMustOwn limits MAIL FROM of an authenticated session to the
 	// account's own address and the aliases that reach it.
-	SenderMustOwn bool       `toml:"sender_must_own" comment:"An authenticated sender may only use its own address, its +detail forms, and aliases that deliver to it in MAIL FROM."`
-	Limits        SMTPLimits `toml:"limits"`
+	SenderMustOwn bool `toml:"sender_must_own" comment:"An authenticated sender may only use its own address, its +detail forms, and aliases that deliver to it in MAIL FROM."`
+	// CheckInbound evaluates SPF, DKIM and DMARC of MX mail.
+	CheckInbound bool       `toml:"check_inbound" comment:"Evaluate SPF, DKIM and DMARC of mail arriving on the MX port (an Authentication-Results header; DMARC p=reject refused with 550, p=quarantine to Junk). Needs working DNS."`
+	Limits       SMTPLimits `toml:"limits"`
 }
 
 // SMTPLimits bound every SMTP session; none of them may be zero.
@@ -204,7 +206,7 @@ func Default() *Config {
 			BanDuration:   Duration(30 * 60 * 1e9),
 		},
 		Shutdown: Shutdown{Grace: Duration(10 * 1e9)},
-		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true,
+		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true, CheckInbound: true,
 			Limits: SMTPLimits{
 				MaxMessageSize: 50 << 20,
 				MaxRecipients:  100,

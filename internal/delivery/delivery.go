@@ -10,6 +10,7 @@ import (
 
 	"posta/internal/blob"
 	"posta/internal/directory"
+	"posta/internal/mailauth"
 	"posta/internal/mailstore"
 	"posta/internal/queue"
 )
@@ -30,6 +31,9 @@ type Delivery struct {
 	// senderMustOwn restricts an authenticated MAIL FROM to the account's
 	// own addresses (config smtp.sender_must_own).
 	senderMustOwn bool
+	// verifier checks SPF, DKIM and DMARC of unauthenticated MX mail; nil
+	// means no checks.
+	verifier *mailauth.Verifier
 }
 
 // Options configure a Delivery.
@@ -40,6 +44,9 @@ type Options struct {
 	Logger        *slog.Logger
 	MaxSize       int64
 	SenderMustOwn bool
+	// Verifier checks mail arriving on the MX listener without
+	// authentication (SPF, DKIM, DMARC); nil means no checks.
+	Verifier *mailauth.Verifier
 }
 
 // New makes a Delivery.
@@ -48,7 +55,8 @@ func New(o Options) *Delivery {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Delivery{dir: o.Directory, store: o.Store, queue: o.Queue, log: log, maxSize: o.MaxSize, senderMustOwn: o.SenderMustOwn}
+	return &Delivery{dir: o.Directory, store: o.Store, queue: o.Queue, log: log, maxSize: o.MaxSize,
+		senderMustOwn: o.SenderMustOwn, verifier: o.Verifier}
 }
 
 // CheckSender allows an authenticated user only its own address, its
@@ -186,6 +194,14 @@ func (d *Delivery) plan(ctx context.Context, env *Envelope) (plan, error) {
 // Deliver writes the body once (Return-Path first, RFC 5321 4.4), makes it
 // durable, stores it in every local mailbox in one store transaction, and
 // queues remote recipients. It returns nil only when all of that is durable.
+//
+// Mail arriving on the MX listener without authentication is first checked
+// (SPF, DKIM, DMARC) when a Verifier is set: the Authentication-Results
+// field goes right after Return-Path (RFC 8601 5), fields in the message
+// claiming our authserv-id are renamed X-Original-Authentication-Results,
+// a DMARC reject is refused with a *DMARCRejectError before anything is
+// stored, and a quarantine goes to each local recipient's \Junk mailbox
+// (remote recipients of an alias get it as usual).
 func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) error {
 	p, err := d.plan(ctx, env)
 	if err != nil {
@@ -198,10 +214,7 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 			return err
 		}
 	}
-	limit := d.maxSize
-	if limit <= 0 {
-		limit = 1 << 62
-	}
+	limit := d.limit()
 	returnPath := "Return-Path: <" + env.MailFrom + ">\r\n"
 	// The first inlineMax bytes go to memory: most mail is small, and a
 	// small body is stored inside the store's transaction, so the group
@@ -217,36 +230,48 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 		return fmt.Errorf("%w: over %d bytes", ErrMessageTooBig, limit)
 	}
 	small := n <= inlineMax
-	size := int64(buf.Len())
+	inline := buf.Bytes()
+	checked := d.checked(env)
+	var verdict mailauth.Verdict
 
 	// A file is needed for a large body, and for the outbound queue.
-	var fileID blob.ID
-	var fileDir string
-	if !small || len(p.remote) > 0 {
-		w, err := d.store.Blobs().Create()
-		if err != nil {
+	var w *blob.Writer
+	switch {
+	case small && checked:
+		if inline, verdict, err = d.verifiedInline(ctx, env, returnPath, inline[len(returnPath):]); err != nil {
 			return err
 		}
-		if _, err := w.Write(buf.Bytes()); err != nil {
+	case !small && checked:
+		if w, verdict, err = d.spoolVerified(ctx, env, returnPath, inline[len(returnPath):], body, limit); err != nil {
+			return err
+		}
+	case !small:
+		if w, err = d.spoolPlain(inline, body, limit-n); err != nil {
+			return err
+		}
+	}
+	if small && len(p.remote) > 0 {
+		if w, err = d.store.Blobs().Create(); err != nil {
+			return err
+		}
+		if _, err := w.Write(inline); err != nil {
 			w.Abort()
 			return err
 		}
-		if !small {
-			// Read one byte past the limit to tell "exactly the limit" from "over".
-			rest, err := io.Copy(w, io.LimitReader(body, limit-n+1))
-			if err != nil {
-				w.Abort()
-				return fmt.Errorf("delivery: read message: %w", err)
-			}
-			if n+rest > limit {
-				w.Abort()
-				return fmt.Errorf("%w: over %d bytes", ErrMessageTooBig, limit)
-			}
-		}
+	}
+	size := int64(len(inline))
+	var fileID blob.ID
+	var fileDir string
+	if w != nil {
 		if fileDir, err = w.Commit(); err != nil {
 			return err
 		}
 		fileID, size = w.ID(), w.Size()
+	}
+	if verdict.Action == mailauth.Quarantine {
+		for i := range p.local {
+			p.local[i].Mailbox = d.junkMailbox(ctx, p.local[i].Account)
+		}
 	}
 	removeFile := func() {
 		if fileID != "" {
@@ -255,7 +280,7 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 	}
 	var structure []byte
 	if small {
-		structure, err = parseStructure(bytes.NewReader(buf.Bytes()))
+		structure, err = parseStructure(bytes.NewReader(inline))
 	} else {
 		structure, err = d.fileStructure(fileID)
 	}
@@ -277,6 +302,8 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 		}
 		err := syncDirs(fileDir, qdir)
 		if err == nil {
+			// The queued copy starts after Return-Path: forwarded mail
+			// keeps our Authentication-Results field, like our Received.
 			err = d.enqueue(ctx, env, p, qid, size, int64(len(returnPath)))
 		}
 		if err != nil {
@@ -296,7 +323,7 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 	}
 	msg := mailstore.NewMessage{Size: size, InternalDate: env.ReceivedAt, Structure: structure}
 	if small {
-		msg.Inline = buf.Bytes()
+		msg.Inline = inline
 	} else {
 		msg.Body, msg.BlobDir = mailstore.FileBody(fileID), fileDir
 	}
@@ -307,8 +334,46 @@ func (d *Delivery) Deliver(ctx context.Context, env *Envelope, body io.Reader) e
 		removeFile()
 		return err
 	}
+	if verdict.Action == mailauth.Quarantine {
+		d.log.Info("delivered to junk", "id", env.ID, "size", size, "local", len(p.local), "remote", len(p.remote),
+			"reason", verdict.Reason)
+		return nil
+	}
 	d.log.Info("delivered", "id", env.ID, "size", size, "local", len(p.local), "remote", len(p.remote))
 	return nil
+}
+
+// spoolPlain writes a large body to a blob file: head (Return-Path and
+// what Deliver already read) and then the rest of the message, up to room
+// more bytes. The caller commits the writer.
+func (d *Delivery) spoolPlain(head []byte, rest io.Reader, room int64) (*blob.Writer, error) {
+	w, err := d.store.Blobs().Create()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(head); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	// Read one byte past the limit to tell "exactly the limit" from "over".
+	m, err := io.Copy(w, io.LimitReader(rest, room+1))
+	if err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("delivery: read message: %w", err)
+	}
+	if m > room {
+		w.Abort()
+		return nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooBig, d.limit())
+	}
+	return w, nil
+}
+
+// limit is the largest message accepted.
+func (d *Delivery) limit() int64 {
+	if d.maxSize <= 0 {
+		return 1 << 62
+	}
+	return d.maxSize
 }
 
 func syncDirs(dirs ...string) error {

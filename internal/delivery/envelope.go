@@ -64,4 +64,20 @@ var (
 	ErrSenderNotOwned = errors.New("sender address not owned by the authenticated user")
 	// ErrMessageTooBig: the message is larger than the server accepts (552 5.3.4).
 	ErrMessageTooBig = errors.New("message too big")
+	// ErrDMARCReject: the message fails DMARC and its author domain's
+	// policy is p=reject (RFC 7489 6.6.2, 10.3: 550 5.7.1). Deliver returns
+	// it as a *DMARCRejectError, whose Reason the reply may show.
+	ErrDMARCReject = errors.New("rejected by the author domain's DMARC policy")
 )
+
+// DMARCRejectError is the refusal of a message under its author domain's
+// DMARC reject policy, before anything is stored. It wraps ErrDMARCReject.
+type DMARCRejectError struct {
+	// Reason is mailauth's Verdict.Reason: which domain, which policy;
+	// words fit for a log line or an SMTP reply.
+	Reason string
+}
+
+func (e *DMARCRejectError) Error() string { return ErrDMARCReject.Error() + ": " + e.Reason }
+
+func (e *DMARCRejectError) Unwrap() error { return ErrDMARCReject }

@@ -19,6 +19,7 @@ import (
 	"posta/internal/files"
 	"posta/internal/guard"
 	"posta/internal/imapserver"
+	"posta/internal/mailauth"
 	"posta/internal/mailstore"
 	"posta/internal/pop3server"
 	"posta/internal/queue"
@@ -68,6 +69,16 @@ type running struct {
 	config.Listener
 	ln    net.Listener
 	proto Protocol
+}
+
+// verifier checks SPF, DKIM and DMARC of MX mail through the system
+// resolver, with our host name as the Authentication-Results authserv-id;
+// nil when smtp.check_inbound is off.
+func verifier(cfg *config.Config) *mailauth.Verifier {
+	if !cfg.SMTP.CheckInbound {
+		return nil
+	}
+	return &mailauth.Verifier{Hostname: cfg.Hostname}
 }
 
 // Option changes how New builds a Server.
@@ -129,6 +140,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		// sends; delivery's own bound leaves room for the trace headers
 		// added on the way (Received, Return-Path).
 		MaxSize: int64(cfg.SMTP.Limits.MaxMessageSize) + 64<<10, SenderMustOwn: cfg.SMTP.SenderMustOwn,
+		Verifier: verifier(cfg),
 	})
 	if s.Files, err = files.Open(files.Options{Dir: filepath.Join(dataDir, "files"), AnonymousDir: cfg.FTP.AnonymousDir, Logger: log}); err != nil {
 		s.closeStores()

@@ -258,6 +258,7 @@ type harnessOpts struct {
 	cfg   func(*config.Config)
 	guard guard.Limits
 	creds sasl.Credentials
+	del   Deliverer // instead of the fake, which then sees nothing
 }
 
 type hopt func(*harnessOpts)
@@ -265,6 +266,7 @@ type hopt func(*harnessOpts)
 func withConfig(f func(*config.Config)) hopt { return func(o *harnessOpts) { o.cfg = f } }
 func withGuard(l guard.Limits) hopt          { return func(o *harnessOpts) { o.guard = l } }
 func withCreds(c sasl.Credentials) hopt      { return func(o *harnessOpts) { o.creds = c } }
+func withDeliverer(d Deliverer) hopt         { return func(o *harnessOpts) { o.del = d } }
 
 func start(t testing.TB, opts ...hopt) *harness {
 	t.Helper()
@@ -298,6 +300,10 @@ func start(t testing.TB, opts ...hopt) *harness {
 	}
 	h.guard = guard.New(o.guard, guard.WithClock(h.clock))
 	logger := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var del Deliverer = h.del
+	if o.del != nil {
+		del = o.del
+	}
 	serveDone := make(chan error, 3)
 	for _, l := range []config.Listener{
 		{Name: "smtp", Protocol: "smtp"},
@@ -305,7 +311,7 @@ func start(t testing.TB, opts ...hopt) *harness {
 		{Name: "submissions", Protocol: "smtp", ImplicitTLS: true},
 	} {
 		s, err := New(Options{Config: cfg, Listener: l, Directory: h.creds, Guard: h.guard, TLS: h.tls,
-			Deliverer: h.del, Logger: logger,
+			Deliverer: del, Logger: logger,
 			LookupAddr: func(context.Context, string) ([]string, error) { return []string{"client.example.net."}, nil }})
 		if err != nil {
 			t.Fatal(err)

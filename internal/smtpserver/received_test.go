@@ -126,6 +126,8 @@ func TestReplyFor(t *testing.T) {
 		{delivery.ErrQuotaExceeded, 552, smtp.EnhancedCode{5, 2, 2}, false},
 		{delivery.ErrSenderNotOwned, 550, smtp.EnhancedCode{5, 7, 1}, false},
 		{delivery.ErrMessageTooBig, 552, smtp.EnhancedCode{5, 3, 4}, false},
+		{delivery.ErrDMARCReject, 550, smtp.EnhancedCode{5, 7, 1}, false},
+		{&delivery.DMARCRejectError{Reason: "dmarc fail for rj.test"}, 550, smtp.EnhancedCode{5, 7, 1}, false},
 		{smtp.ErrDataTooLarge, 552, smtp.EnhancedCode{5, 3, 4}, false},
 		{sasl.ErrInvalidCredentials, 535, smtp.EnhancedCode{5, 7, 8}, false},
 		{sasl.ErrBindingMismatch, 535, smtp.EnhancedCode{5, 7, 8}, false},
@@ -146,6 +148,12 @@ func TestReplyFor(t *testing.T) {
 				t.Errorf("internal text in reply: %q", r.Message)
 			}
 		}
+	}
+	// The DMARC reason is shown, on one line of printable ASCII: its
+	// domain comes from the message's From field.
+	r := replyFor(fmt.Errorf("deliver: %w", &delivery.DMARCRejectError{Reason: "dmarc fail for \xc3\xa9vil.test\r\n250 ok: policy reject"}))
+	if r.Message != "dmarc fail for ?vil.test??250 ok: policy reject" {
+		t.Errorf("DMARC reject text %q", r.Message)
 	}
 	if replyFor(nil) != nil {
 		t.Error("replyFor(nil) != nil")

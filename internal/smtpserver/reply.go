@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 
@@ -110,6 +111,10 @@ func classify(err error) (reply *smtp.SMTPError, internal bool) {
 		return mk(550, 5, 7, 1, "Sender address not owned by the authenticated user"), false
 	case errors.Is(err, delivery.ErrMessageTooBig), errors.Is(err, smtp.ErrDataTooLarge):
 		return mk(552, 5, 3, 4, "Message too big"), false // 3.4 X.3.4, RFC 1870 6.1
+	case errors.Is(err, delivery.ErrDMARCReject):
+		// RFC 7489 10.3: 550 with 5.7.1 (RFC 3463 3.8, delivery not
+		// authorized), the text saying why.
+		return mk(550, 5, 7, 1, dmarcRejectText(err)), false
 	// SASL (internal/sasl); RFC 4954 6.
 	case errors.Is(err, sasl.ErrInvalidCredentials), errors.Is(err, sasl.ErrAuthzidNotAllowed),
 		errors.Is(err, sasl.ErrBindingMismatch), errors.Is(err, sasl.ErrDowngrade):
@@ -137,6 +142,31 @@ func classify(err error) (reply *smtp.SMTPError, internal bool) {
 	}
 	// RFC 3463 3.4 X.3.0 other mail system status: our fault, temporary.
 	return mk(451, 4, 3, 0, "Temporary local problem, try again later"), true
+}
+
+// dmarcRejectText is the reply text of a DMARC rejection: mailauth's
+// reason, which names the author domain (taken from the message's From
+// field, so from the client), reduced to printable ASCII on one line of
+// bounded length.
+func dmarcRejectText(err error) string {
+	const fallback = "Rejected by the author domain's DMARC policy"
+	var re *delivery.DMARCRejectError
+	if !errors.As(err, &re) {
+		return fallback
+	}
+	text := strings.Map(func(c rune) rune {
+		if c < ' ' || c > '~' {
+			return '?'
+		}
+		return c
+	}, re.Reason)
+	if len(text) > 200 {
+		text = text[:200] + "..."
+	}
+	if strings.TrimSpace(text) == "" {
+		return fallback
+	}
+	return text
 }
 
 // hungUpError is returned by a hook that has already written its final

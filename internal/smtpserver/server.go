@@ -41,7 +41,8 @@ type Deliverer interface {
 	// 5321 4.4). Deliver must read body to io.EOF before storing anything:
 	// a read error (bare LF, size limit, client gone) means the message is
 	// refused, and Deliver must return an error without storing it.
-	// ErrMessageTooBig -> 552 5.3.4 besides the errors above.
+	// ErrMessageTooBig -> 552 5.3.4 and ErrDMARCReject -> 550 5.7.1 (its
+	// DMARCRejectError's reason as the text) besides the errors above.
 	Deliver(ctx context.Context, env *delivery.Envelope, body io.Reader) error
 }
 
