@@ -27,6 +27,8 @@ type Config struct {
 	Guard    Guard    `toml:"guard" comment:"Connection caps and protection against password guessing, shared by every protocol."`
 	Shutdown Shutdown `toml:"shutdown"`
 
+	Queue Queue `toml:"queue" comment:"Outbound mail: delivery to other domains' servers, retries and bounces."`
+
 	SMTP SMTP `toml:"smtp" comment:"Mail in (MX, port 25) and out from your users (submission 587 with STARTTLS, 465 with implicit TLS).\nA port set to 0 turns that one listener off."`
 	POP3 POP3 `toml:"pop3" comment:"Mail download (RFC 1939). Port 0 turns a listener off; enabled = false turns the protocol off."`
 	IMAP IMAP `toml:"imap" comment:"Mail kept on the server in folders (RFC 9051 and RFC 3501)."`
@@ -67,6 +69,14 @@ type Guard struct {
 // Shutdown settings.
 type Shutdown struct {
 	Grace Duration `toml:"grace" comment:"On SIGINT/SIGTERM: how long busy sessions may take to finish before they are cut."`
+}
+
+// Queue settings.
+type Queue struct {
+	Enabled     bool     `toml:"enabled" comment:"Deliver queued mail to other servers; false keeps it queued (posta queue list shows it)."`
+	MaxAge      Duration `toml:"max_age" comment:"Give up on a message and bounce it after this long (RFC 5321 4.5.4.1 suggests 4-5 days)."`
+	DelayNotice Duration `toml:"delay_notice" comment:"Tell the sender once that a message is delayed after this long."`
+	Workers     int      `toml:"workers" comment:"Messages sent at the same time."`
 }
 
 // SMTP settings.
@@ -206,6 +216,7 @@ func Default() *Config {
 			BanDuration:   Duration(30 * 60 * 1e9),
 		},
 		Shutdown: Shutdown{Grace: Duration(10 * 1e9)},
+		Queue:    Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4},
 		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true, CheckInbound: true,
 			Limits: SMTPLimits{
 				MaxMessageSize: 50 << 20,

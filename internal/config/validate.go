@@ -67,6 +67,9 @@ func (c *Config) Validate() error {
 		bad("guard.max_conns_per_ip", "%d is more than guard.max_conns %d", g.MaxConnsPerIP, g.MaxConns)
 	}
 	positiveD("shutdown.grace", c.Shutdown.Grace)
+	positiveD("queue.max_age", c.Queue.MaxAge)
+	positiveD("queue.delay_notice", c.Queue.DelayNotice)
+	positive("queue.workers", c.Queue.Workers)
 	sl := c.SMTP.Limits
 	if sl.MaxMessageSize < 1024 {
 		bad("smtp.limits.max_message_size", "%s is below 1KiB", sl.MaxMessageSize)

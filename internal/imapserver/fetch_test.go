@@ -22,7 +22,7 @@ import (
 	"posta/internal/message"
 )
 
-const corpusDir = "../../../shared/testdata/mime"
+const corpusDir = "../message/testdata/mime" // the golden corpus, kept with internal/message
 
 // fakeStore is a msgStore over messages held in memory, parsed and stored the way delivery stores them.
 type fakeStore struct {

@@ -90,6 +90,9 @@ func Start(t testing.TB, opts ...Option) *Instance {
 	// No DNS from tests: the machine may have none, and SPF/DKIM/DMARC
 	// are tested with their own resolvers in delivery and mailauth.
 	cfg.SMTP.CheckInbound = false
+	// Nor delivery to other servers: mail for remote domains stays queued
+	// where tests can see it.
+	cfg.Queue.Enabled = false
 	cfg.EphemeralPorts = true
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("postatest: config: %v", err)

@@ -1,16 +1,19 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"posta/internal/config"
 	"posta/internal/database"
@@ -23,6 +26,7 @@ import (
 	"posta/internal/mailstore"
 	"posta/internal/pop3server"
 	"posta/internal/queue"
+	"posta/internal/queue/mx"
 	"posta/internal/tlsconf"
 )
 
@@ -63,6 +67,40 @@ type Server struct {
 	mu      sync.Mutex
 	running []*running
 	serveWG sync.WaitGroup
+
+	// The outbound queue's worker: stopped after the sessions (which may
+	// still enqueue) and before the stores close.
+	queueStop context.CancelFunc
+	queueDone chan struct{}
+	transport *mx.Transport
+	// outbound replaces the MX transport (tests).
+	outbound queue.Transport
+}
+
+// WithTransport sends the queue's mail through t instead of to the
+// recipients' MX hosts; it also runs the queue when queue.enabled is off.
+// Tests use it.
+func WithTransport(t queue.Transport) Option {
+	return func(s *Server) { s.outbound = t }
+}
+
+// localKeys gives the DKIM keys of our own domains, generated on first use
+// (domains added before DKIM existed, or through the directory alone), and
+// none for others.
+type localKeys struct {
+	ks  *mailauth.KeyStore
+	dir *directory.Directory
+}
+
+func (k localKeys) Get(ctx context.Context, domain string) (mailauth.Keys, error) {
+	local, err := k.dir.IsLocalDomain(ctx, domain)
+	if err != nil {
+		return mailauth.Keys{}, err
+	}
+	if !local {
+		return mailauth.Keys{}, mailauth.ErrNoKeys
+	}
+	return k.ks.Ensure(ctx, domain)
 }
 
 type running struct {
@@ -196,6 +234,9 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.running = started
 	s.mu.Unlock()
+	if err := s.startQueue(); err != nil {
+		return fail(err)
+	}
 	for _, r := range started {
 		s.serveWG.Add(1)
 		go func() {
@@ -289,10 +330,73 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.serveWG.Wait()
+	s.stopQueue()
 	if err := s.closeStores(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// startQueue runs the outbound queue's worker: MX delivery through
+// internal/queue/mx, DKIM signing with the domain's keys, DSNs delivered
+// like any other mail with a null sender.
+func (s *Server) startQueue() error {
+	q := s.Config.Queue
+	if !q.Enabled && s.outbound == nil {
+		return nil
+	}
+	keys, err := mailauth.Open(context.Background(), s.DB)
+	if err != nil {
+		return fmt.Errorf("queue: DKIM keys: %w", err)
+	}
+	signer := mailauth.NewSigner(localKeys{keys, s.Directory})
+	transport := s.outbound
+	if transport == nil {
+		s.transport = mx.New(mx.Options{Hostname: s.Config.Hostname, Logger: s.Log.With("component", "mx")})
+		transport = s.transport
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.queueStop, s.queueDone = cancel, make(chan struct{})
+	opts := queue.RunOptions{
+		Transport: transport,
+		Blobs:     s.Mail.Blobs(),
+		Hostname:  s.Config.Hostname,
+		Logger:    s.Log.With("component", "queue"),
+		MaxAge:    q.MaxAge.D(), DelayNotice: q.DelayNotice.D(), Concurrency: q.Workers,
+		Sign: func(ctx context.Context, domain string, body io.Reader) ([]byte, error) {
+			h, err := signer.Sign(ctx, domain, body)
+			if errors.Is(err, mailauth.ErrNoKeys) {
+				return nil, nil // not one of our domains (a forwarded sender): unsigned
+			}
+			return h, err
+		},
+		Bounce: func(ctx context.Context, dsn []byte, to string) error {
+			// RFC 3461 / RFC 5321 6.1: a DSN goes out with a null sender,
+			// to a local mailbox or, for a forwarded sender, back out.
+			env := &delivery.Envelope{Recipients: []delivery.Recipient{{Address: to}}, Account: "MAILER-DAEMON",
+				Auth: true, Listener: "queue", ReceivedAt: time.Now(), Size: int64(len(dsn))}
+			return s.Delivery.Deliver(ctx, env, bytes.NewReader(dsn))
+		},
+	}
+	go func() {
+		defer close(s.queueDone)
+		if err := s.Queue.Run(ctx, opts); err != nil {
+			s.Log.Error("queue stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Server) stopQueue() {
+	if s.queueStop == nil {
+		return
+	}
+	s.queueStop()
+	<-s.queueDone
+	if s.transport != nil {
+		s.transport.Close()
+	}
+	s.queueStop = nil
 }
 
 // closeStores flushes the mail store's writer (its last group commit), then

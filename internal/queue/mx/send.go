@@ -1,0 +1,771 @@
+package mx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"posta/internal/queue"
+)
+
+// failure is why a host, or the whole Send, did not take the message.
+type failure struct {
+	code      int // remote reply, 0 if none
+	enhanced  string
+	text      string
+	permanent bool
+	remote    string
+	err       error
+	// requireTLS: a REQUIRETLS requirement (RFC 8689 4.2.1) was not met,
+	// as opposed to the host being unreachable.
+	requireTLS bool
+	// retryPlain: the TLS handshake failed and nothing asks for TLS, so
+	// the same address may be tried again in clear.
+	retryPlain bool
+}
+
+func (f *failure) result(rcpt string) queue.Result {
+	return queue.Result{Recipient: rcpt, Code: f.code, Enhanced: f.enhanced, Text: f.text,
+		Permanent: f.permanent, RemoteMTA: f.remote, Err: f.err}
+}
+
+// reply is a remote SMTP reply.
+type reply struct {
+	code     int
+	enhanced string
+	text     string
+}
+
+// replyOf extracts the reply from a go-smtp error; false means the error is
+// not a reply (network, local).
+func replyOf(err error) (reply, bool) {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		return reply{}, false
+	}
+	r := reply{code: se.Code, text: se.Message}
+	if ec := se.EnhancedCode; ec != (smtp.EnhancedCode{}) && ec != smtp.NoEnhancedCode && ec != smtp.EnhancedCodeNotSet {
+		r.enhanced = fmt.Sprintf("%d.%d.%d", ec[0], ec[1], ec[2])
+	}
+	return r, true
+}
+
+// parseOK splits "2.0.0 OK queued" into its enhanced code and text
+// (RFC 2034 4).
+func parseOK(text string) (enhanced, rest string) {
+	code, rest, ok := strings.Cut(text, " ")
+	if !ok || !strings.HasPrefix(code, "2.") || strings.Count(code, ".") != 2 {
+		return "", text
+	}
+	for _, p := range strings.Split(code, ".") {
+		if _, err := strconv.Atoi(p); err != nil {
+			return "", text
+		}
+	}
+	return code, rest
+}
+
+// delivery is one Send.
+type delivery struct {
+	t        *Transport
+	env      queue.Envelope
+	body     func() (io.Reader, error)
+	domain   string
+	needUTF8 bool
+	results  []queue.Result
+	final    []bool // results[i] is decided
+}
+
+func (d *delivery) set(i int, r queue.Result) {
+	d.results[i], d.final[i] = r, true
+}
+
+func (d *delivery) pending() []int {
+	var out []int
+	for i, f := range d.final {
+		if !f {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// failPending gives every undecided recipient f.
+func (d *delivery) failPending(f *failure) {
+	for _, i := range d.pending() {
+		d.set(i, f.result(d.env.Recipients[i].Address))
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// Send implements queue.Transport: one transaction with one MX host of
+// env.Domain, results in the order of env.Recipients.
+func (t *Transport) Send(ctx context.Context, env queue.Envelope, body func() (io.Reader, error)) []queue.Result {
+	d := &delivery{t: t, env: env, body: body, domain: strings.ToLower(strings.TrimSuffix(env.Domain, ".")),
+		results: make([]queue.Result, len(env.Recipients)), final: make([]bool, len(env.Recipients))}
+	d.needUTF8 = env.SMTPUTF8 || !isASCII(env.MailFrom)
+	for i, r := range env.Recipients {
+		d.results[i].Recipient = r.Address
+		if r.Address == "" || strings.ContainsAny(r.Address, "\r\n<>") {
+			d.set(i, queue.Result{Recipient: r.Address, Enhanced: "5.1.3", Permanent: true,
+				Text: "bad recipient address syntax", Err: errors.New("mx: bad recipient address")})
+		}
+		d.needUTF8 = d.needUTF8 || !isASCII(r.Address)
+	}
+	if len(d.pending()) == 0 {
+		return d.results
+	}
+	if f := d.precheck(); f != nil {
+		d.failPending(f)
+		d.logAttempt("", nil, f)
+		return d.results
+	}
+	s, err := t.acquire(ctx, d.domain)
+	if err != nil {
+		d.failPending(&failure{enhanced: "4.4.5", text: "no connection slot: " + err.Error(), err: fmt.Errorf("mx: %w", err)})
+		return d.results
+	}
+	// The slot is ours now: finish hands it to the pool or gives it back.
+	if s != nil && d.reuse(ctx, s) {
+		return d.results
+	}
+	d.deliver(ctx)
+	return d.results
+}
+
+// precheck fails what no host could take.
+func (d *delivery) precheck() *failure {
+	if strings.ContainsAny(d.env.MailFrom, "\r\n<>") {
+		return &failure{enhanced: "5.1.7", permanent: true, text: "bad sender address syntax",
+			err: errors.New("mx: bad sender address")}
+	}
+	if strings.EqualFold(d.env.BodyType, string(smtp.BodyBinaryMIME)) {
+		// RFC 3030 3: BINARYMIME needs BDAT, which go-smtp's client
+		// does not send.
+		return &failure{enhanced: "5.6.3", permanent: true,
+			text: "BINARYMIME message: this client cannot send BDAT (RFC 3030), and the body must not be converted",
+			err:  errors.New("mx: BINARYMIME not supported")}
+	}
+	return nil
+}
+
+// finish ends the use of s (nil: none) and of the domain slot.
+func (d *delivery) finish(s *session, healthy bool) {
+	if s != nil {
+		s.unwatch()
+		if healthy && !s.cc.isDead() && d.t.put(d.domain, s) {
+			return
+		}
+		if healthy {
+			s.quit(quitTimeout)
+		} else {
+			s.close()
+		}
+	}
+	d.t.release(d.domain)
+}
+
+// reuse tries the transaction on an idle session; false leaves the slot to
+// deliver, with s closed.
+func (d *delivery) reuse(ctx context.Context, s *session) bool {
+	s.watch(ctx)
+	s.reused, s.codes = true, s.codes[:0]
+	// RFC 5321 4.1.1.5: RSET before the next transaction; it also tells
+	// whether the peer is still there.
+	s.c.CommandTimeout = d.t.timeouts.Mail
+	if err := s.c.Reset(); err != nil {
+		s.close()
+		return false
+	}
+	s.note("rset", 250)
+	fin, f, healthy := d.transact(ctx, s)
+	d.logAttempt(s.host, s, f)
+	if !fin {
+		if healthy {
+			s.quit(quitTimeout)
+		} else {
+			s.close()
+		}
+		return false
+	}
+	d.finish(s, healthy)
+	return true
+}
+
+// route is the list of hosts to try for a domain.
+type route struct {
+	hosts    []string
+	secure   bool // the MX RRset (or its denial) was DNSSEC-validated (RFC 7672 2.2.1)
+	implicit bool // no MX records: the domain is its own host (RFC 5321 5.1)
+}
+
+func isNotFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
+}
+
+// addressLiteral returns the IP of a domain literal ("[192.0.2.1]",
+// "[IPv6:2001:db8::1]", RFC 5321 4.1.3), or nil.
+func addressLiteral(domain string) net.IP {
+	inner, ok := strings.CutPrefix(domain, "[")
+	if inner, ok = strings.CutSuffix(inner, "]"); !ok {
+		return nil
+	}
+	if v6, ok := strings.CutPrefix(strings.ToLower(inner), "ipv6:"); ok {
+		if ip := net.ParseIP(v6); ip != nil && ip.To4() == nil {
+			return ip
+		}
+		return nil
+	}
+	if ip := net.ParseIP(inner); ip != nil && ip.To4() != nil {
+		return ip
+	}
+	return nil
+}
+
+// resolve finds the hosts of domain (RFC 5321 5.1).
+func (d *delivery) resolve(ctx context.Context) (route, *failure) {
+	if strings.HasPrefix(d.domain, "[") {
+		// RFC 5321 5.1: an address literal is the host; no MX, and no
+		// DANE (RFC 7672 2.2).
+		ip := addressLiteral(d.domain)
+		if ip == nil {
+			return route{}, &failure{enhanced: "5.1.2", permanent: true, text: "bad address literal " + d.domain,
+				err: fmt.Errorf("mx: bad address literal %q", d.domain)}
+		}
+		return route{hosts: []string{ip.String()}, implicit: true}, nil
+	}
+	mxs, secure, err := d.t.resolver.LookupMX(ctx, d.domain)
+	if err != nil && !isNotFound(err) && len(mxs) == 0 {
+		// RFC 7672 2.1.2: a failed MX lookup delays delivery.
+		return route{}, &failure{enhanced: "4.4.3", text: fmt.Sprintf("MX lookup for %s failed: %v", d.domain, err),
+			err: fmt.Errorf("mx: lookup MX %s: %w", d.domain, err)}
+	}
+	if len(mxs) == 0 {
+		// RFC 5321 5.1: no MX, the domain itself is the host; its
+		// address lookup decides whether the domain takes mail.
+		// DANE then rests on a secure denial of MX records and secure
+		// address records (RFC 7672 2.2.2).
+		return route{hosts: []string{d.domain}, implicit: true, secure: secure}, nil
+	}
+	if len(mxs) == 1 && mxs[0].Host == "." {
+		// RFC 7505 3, 4.1: a null MX: the domain takes no mail.
+		return route{}, &failure{enhanced: "5.1.10", permanent: true,
+			text: fmt.Sprintf("%s does not accept mail (null MX)", d.domain),
+			err:  fmt.Errorf("mx: %s has a null MX", d.domain)}
+	}
+	// RFC 5321 5.1: by preference, randomised among equals.
+	rand.Shuffle(len(mxs), func(i, j int) { mxs[i], mxs[j] = mxs[j], mxs[i] })
+	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return int(a.Pref) - int(b.Pref) })
+	var rt route
+	rt.secure = secure
+	for _, m := range mxs {
+		h := strings.ToLower(strings.TrimSuffix(m.Host, "."))
+		if h == "" {
+			continue // RFC 7505 3: "." has no business among other MX
+		}
+		if strings.EqualFold(h, d.t.hostname) {
+			// RFC 5321 5.1: we are in the list: drop ourselves and
+			// every host less preferred.
+			break
+		}
+		if !slices.Contains(rt.hosts, h) {
+			rt.hosts = append(rt.hosts, h)
+		}
+		if len(rt.hosts) == maxHosts {
+			break
+		}
+	}
+	if len(rt.hosts) == 0 {
+		return route{}, &failure{enhanced: "5.4.6", permanent: true,
+			text: fmt.Sprintf("the MX list of %s points back to this host", d.domain),
+			err:  fmt.Errorf("mx: %s: mail loops back to %s", d.domain, d.t.hostname)}
+	}
+	return rt, nil
+}
+
+// deliver looks the domain up and tries its hosts in order.
+func (d *delivery) deliver(ctx context.Context) {
+	rt, f := d.resolve(ctx)
+	if f != nil {
+		d.failPending(f)
+		d.logAttempt("", nil, f)
+		d.finish(nil, false)
+		return
+	}
+	sts := d.t.sts.policy(ctx, d.domain)
+	var last *failure
+	onlyTLS, unsupported := true, false
+	for _, host := range rt.hosts {
+		done, f := d.tryHost(ctx, rt, sts, host)
+		if done {
+			return
+		}
+		if f == nil {
+			continue
+		}
+		last = f
+		if f.permanent {
+			break
+		}
+		onlyTLS = onlyTLS && f.requireTLS
+		unsupported = unsupported || f.enhanced == "5.7.30"
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	d.finish(nil, false)
+	if last == nil {
+		last = &failure{enhanced: "4.4.4", text: "no usable MX host for " + d.domain, err: errors.New("mx: no usable host")}
+	}
+	final := *last
+	switch {
+	case final.permanent:
+	case d.env.RequireTLS && onlyTLS:
+		// RFC 8689 4.2.1: every host failed the requirements: no
+		// transmission, a non-delivery notification.
+		final.permanent = true
+		final.code = 0
+		final.enhanced = "5.7.10"
+		if unsupported {
+			final.enhanced = "5.7.30"
+		}
+	default:
+		// RFC 5321 4.5.4.1, RFC 8461 5: try again later.
+		final.permanent = false
+		if final.code >= 500 {
+			final.code = 0
+		}
+		if rest, ok := strings.CutPrefix(final.enhanced, "5."); ok {
+			final.enhanced = "4." + rest
+		}
+	}
+	d.failPending(&final)
+}
+
+// tryHost delivers through one MX host; done means every recipient has its
+// result (and the session went to finish).
+func (d *delivery) tryHost(ctx context.Context, rt route, sts *stsPolicy, host string) (bool, *failure) {
+	t := d.t
+	var addrs []net.IPAddr
+	var addrSecure bool
+	var err error
+	if ip := net.ParseIP(host); ip != nil {
+		// An address literal, or an MX naming an address (not
+		// conformant; RFC 7672 2.2 allows using it, without DANE).
+		addrs = []net.IPAddr{{IP: ip}}
+	} else {
+		addrs, addrSecure, err = t.resolver.LookupIPAddr(ctx, host)
+	}
+	if err != nil || len(addrs) == 0 {
+		f := &failure{enhanced: "4.4.3", remote: host, text: fmt.Sprintf("address lookup for %s failed: %v", host, err),
+			err: fmt.Errorf("mx: lookup %s: %w", host, err)}
+		if rt.implicit && (err == nil || isNotFound(err)) {
+			// RFC 5321 5.1: no MX and no address: not a mail domain.
+			f.enhanced, f.permanent = "5.1.2", true
+			f.text = fmt.Sprintf("%s has no MX and no address records", host)
+		}
+		d.logAttempt(host, nil, f)
+		return false, f
+	}
+	p := &hostPolicy{host: host, domain: d.domain, requireTLS: d.env.RequireTLS,
+		vouched: rt.implicit || rt.secure || sts != nil && sts.matchMX(host)}
+	// RFC 7672 2.2.1, 2.2.2: TLSA only for a host reached through secure
+	// MX and address records; never for an address (2.2).
+	if rt.secure && addrSecure && net.ParseIP(host) == nil {
+		recs, secure, err := t.resolver.LookupTLSA(ctx, t.port, host)
+		if err != nil {
+			// RFC 7672 2.1.2: treat the host as unreachable.
+			f := &failure{enhanced: "4.4.3", remote: host, text: fmt.Sprintf("TLSA lookup for %s failed: %v", host, err),
+				err: fmt.Errorf("mx: lookup TLSA %s: %w", host, err)}
+			d.logAttempt(host, nil, f)
+			return false, f
+		}
+		if secure && len(recs) > 0 {
+			p.daneTLS = true
+			for _, r := range recs {
+				if r.usable() {
+					p.dane = append(p.dane, r)
+				}
+			}
+		}
+	}
+	if sts != nil && !p.daneTLS {
+		if !sts.matchMX(host) {
+			if sts.Mode == stsEnforce {
+				// RFC 8461 4.1, 8.4: an MX the policy does not name is
+				// treated as unreachable.
+				f := &failure{enhanced: "4.7.5", remote: host, requireTLS: p.requireTLS,
+					text: fmt.Sprintf("MTA-STS: %s is not an MX host allowed by the policy of %s", host, d.domain),
+					err:  fmt.Errorf("mx: mta-sts: %s not in the policy of %s", host, d.domain)}
+				d.logAttempt(host, nil, f)
+				return false, f
+			}
+			t.log.Warn("mta-sts testing: MX not in policy", "domain", d.domain, "mx", host)
+		}
+		p.sts = sts
+	}
+	if p.requireTLS && !p.vouched {
+		// RFC 8689 4.2.1 step 2: an MX from an unsigned lookup must
+		// be vouched for by MTA-STS.
+		f := &failure{enhanced: "5.7.10", remote: host, requireTLS: true,
+			text: fmt.Sprintf("REQUIRETLS: MX host %s is neither DNSSEC-validated nor allowed by an MTA-STS policy", host),
+			err:  fmt.Errorf("mx: requiretls: %s not validated", host)}
+		d.logAttempt(host, nil, f)
+		return false, f
+	}
+
+	var last *failure
+	for _, a := range addrs[:min(len(addrs), maxAddrsPerHost)] {
+		addr := net.JoinHostPort(a.IP.String(), strconv.Itoa(t.port))
+		s, f := d.connect(ctx, p, addr, false)
+		if f != nil && f.retryPlain {
+			d.logAttempt(host, s, f)
+			s, f = d.connect(ctx, p, addr, true)
+		}
+		if f != nil {
+			d.logAttempt(host, s, f)
+			last = f
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		fin, f, healthy := d.transact(ctx, s)
+		d.logAttempt(host, s, f)
+		if fin {
+			d.finish(s, healthy)
+			return true, nil
+		}
+		if healthy {
+			s.quit(quitTimeout)
+		} else {
+			s.close()
+		}
+		last = f
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return false, last
+}
+
+// transact runs one mail transaction on s. fin means every pending
+// recipient has its result; otherwise f says why the host did not take the
+// message and the next host may. healthy means s may carry another
+// transaction.
+func (d *delivery) transact(ctx context.Context, s *session) (fin bool, f *failure, healthy bool) {
+	t, env := d.t, d.env
+	ext := func(name string) (bool, string) { return s.c.Extension(name) }
+	if env.RequireTLS {
+		// RFC 8689 4.2.1 steps 2, 4 and 5 (a reused session may have
+		// been opened for a message that did not ask).
+		if !s.vouched || !s.verified() {
+			why := "no TLS"
+			switch {
+			case !s.vouched:
+				why = "the MX host name is not validated"
+			case s.certErr != nil:
+				why = "certificate not verified: " + s.certErr.Error()
+			}
+			return false, &failure{enhanced: "5.7.10", remote: s.host, requireTLS: true,
+				text: fmt.Sprintf("REQUIRETLS: no verified TLS with %s (%s)", s.host, why),
+				err:  fmt.Errorf("mx: requiretls: %s: %s", s.host, why)}, true
+		}
+		if ok, _ := ext("REQUIRETLS"); !ok {
+			return false, &failure{enhanced: "5.7.30", remote: s.host, requireTLS: true,
+				text: fmt.Sprintf("REQUIRETLS support required, and %s does not offer it", s.host),
+				err:  fmt.Errorf("mx: requiretls: not offered by %s", s.host)}, true
+		}
+	}
+	if ok, v := ext("SIZE"); ok && v != "" {
+		// RFC 1870 4, 7: a fixed limit below the message size will
+		// never take it.
+		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && env.Size > limit {
+			d.failPending(&failure{enhanced: "5.3.4", permanent: true, remote: s.host,
+				text: fmt.Sprintf("message size %d exceeds the limit of %s (%d)", env.Size, s.host, limit),
+				err:  fmt.Errorf("mx: size %d > %d", env.Size, limit)})
+			return true, nil, true
+		}
+	}
+	if ok, _ := ext("SMTPUTF8"); d.needUTF8 && !ok {
+		// RFC 6531 3.2: no internationalized envelope or message to a
+		// server without SMTPUTF8.
+		d.failPending(&failure{enhanced: "5.6.7", permanent: true, remote: s.host,
+			text: "message needs SMTPUTF8, which the destination does not offer",
+			err:  fmt.Errorf("mx: %s lacks SMTPUTF8", s.host)})
+		return true, nil, true
+	}
+	if ok, _ := ext("8BITMIME"); strings.EqualFold(env.BodyType, string(smtp.Body8BitMIME)) && !ok {
+		// RFC 6152 3: no 8-bit content to a server without 8BITMIME;
+		// we do not convert (it would break the DKIM signature).
+		d.failPending(&failure{enhanced: "5.6.3", permanent: true, remote: s.host,
+			text: "message has 8-bit content, which the destination does not accept (no 8BITMIME)",
+			err:  fmt.Errorf("mx: %s lacks 8BITMIME", s.host)})
+		return true, nil, true
+	}
+
+	opts := &smtp.MailOptions{Size: env.Size, UTF8: d.needUTF8, RequireTLS: env.RequireTLS}
+	// go-smtp adds BODY=8BITMIME itself whenever the server offers it
+	// (RFC 6152 2), whatever opts.Body says; a 7-bit body declared 8-bit
+	// is harmless.
+	opts.Body = smtp.BodyType(strings.ToUpper(env.BodyType))
+	// RFC 3461 4.3, 4.4: RET and ENVID, sent by go-smtp only when the
+	// server offers DSN. Malformed values are dropped, not fatal.
+	if ret := strings.ToUpper(env.Ret); ret == string(smtp.DSNReturnFull) || ret == string(smtp.DSNReturnHeaders) {
+		opts.Return = smtp.DSNReturn(ret)
+	}
+	if printableASCII(env.EnvID) && len(env.EnvID) <= 100 {
+		opts.EnvelopeID = env.EnvID
+	}
+	s.c.CommandTimeout = t.timeouts.Mail
+	if err := s.c.Mail(env.MailFrom, opts); err != nil {
+		r, ok := replyOf(err)
+		if !ok {
+			return false, d.lost(s, "MAIL", err, "4.4.2"), false
+		}
+		s.note("mail", r.code)
+		f := &failure{code: r.code, enhanced: r.enhanced, text: r.text, remote: s.host,
+			err: fmt.Errorf("mx: MAIL at %s: %w", s.host, err)}
+		if r.code >= 500 {
+			f.permanent = true
+			d.failPending(f)
+			return true, nil, true
+		}
+		// 4xx: the transaction was not accepted; another host may.
+		return false, f, r.code != 421
+	}
+	s.note("mail", 250)
+
+	var accepted []int
+	var rcptCodes []string
+	for _, i := range d.pending() {
+		rc := env.Recipients[i]
+		s.c.CommandTimeout = t.timeouts.Rcpt
+		err := s.c.Rcpt(rc.Address, d.rcptOptions(s, rc))
+		if err == nil {
+			accepted = append(accepted, i)
+			rcptCodes = append(rcptCodes, "250")
+			continue
+		}
+		r, ok := replyOf(err)
+		if !ok || r.code == 421 {
+			// The session is gone: nobody got the message.
+			s.note("rcpt", r.code)
+			f := d.lost(s, "RCPT", err, "4.4.2")
+			if ok {
+				f.code, f.enhanced, f.text = r.code, r.enhanced, r.text
+			}
+			d.failPending(f)
+			return true, nil, false
+		}
+		rcptCodes = append(rcptCodes, strconv.Itoa(r.code))
+		// RFC 5321 3.3: a RCPT reply is about that recipient only.
+		d.set(i, queue.Result{Recipient: rc.Address, Code: r.code, Enhanced: r.enhanced, Text: r.text,
+			Permanent: r.code >= 500, RemoteMTA: s.host, Err: fmt.Errorf("mx: RCPT at %s: %w", s.host, err)})
+	}
+	s.codes = append(s.codes, "rcpt="+strings.Join(rcptCodes, ","))
+	if len(accepted) == 0 {
+		return true, nil, true
+	}
+	failAccepted := func(f *failure) {
+		for _, i := range accepted {
+			d.set(i, f.result(env.Recipients[i].Address))
+		}
+	}
+
+	rd, err := d.body()
+	if err != nil {
+		failAccepted(&failure{enhanced: "4.3.0", remote: s.host, text: "cannot read the message: " + err.Error(),
+			err: fmt.Errorf("mx: body: %w", err)})
+		return true, nil, true
+	}
+	s.c.CommandTimeout = t.timeouts.DataInit
+	w, err := s.c.Data()
+	if err != nil {
+		r, ok := replyOf(err)
+		if !ok || r.code == 421 {
+			f := d.lost(s, "DATA", err, "4.4.2")
+			if ok {
+				f.code, f.enhanced, f.text = r.code, r.enhanced, r.text
+			}
+			failAccepted(f)
+			return true, nil, false
+		}
+		s.note("data", r.code)
+		failAccepted(&failure{code: r.code, enhanced: r.enhanced, text: r.text, permanent: r.code >= 500,
+			remote: s.host, err: fmt.Errorf("mx: DATA at %s: %w", s.host, err)})
+		return true, nil, true
+	}
+	s.note("data", 354)
+	src := &readRecorder{r: rd}
+	if _, err := io.Copy(&blockWriter{w: w, conn: s.cc, timeout: t.timeouts.DataBlock}, src); err != nil {
+		// No final dot after a short body: the connection is dropped
+		// and the server discards the transaction (RFC 5321 4.1.1.4).
+		f := d.lost(s, "message transfer", err, "4.4.2")
+		if src.err != nil {
+			f.enhanced, f.text = "4.3.0", "cannot read the message: "+src.err.Error()
+		}
+		failAccepted(f)
+		return true, nil, false
+	}
+	s.cc.SetWriteDeadline(time.Now().Add(t.timeouts.DataBlock))
+	s.c.SubmissionTimeout = t.timeouts.DataTerm
+	resp, err := w.CloseWithResponse()
+	s.uses++
+	if err != nil {
+		r, ok := replyOf(err)
+		switch {
+		case !ok || r.code == 421:
+			// RFC 5321 6.1: the reply to the dot was lost; the message
+			// may have arrived, and a retry may duplicate it.
+			f := d.lost(s, "end of data", err, "4.4.2")
+			if ok {
+				f.code, f.enhanced, f.text = r.code, r.enhanced, r.text
+			}
+			failAccepted(f)
+			return true, nil, false
+		case r.code >= 200 && r.code < 300:
+			s.note("dot", r.code)
+			failAccepted(&failure{code: r.code, enhanced: r.enhanced, text: r.text, remote: s.host})
+			return true, nil, true
+		}
+		s.note("dot", r.code)
+		failAccepted(&failure{code: r.code, enhanced: r.enhanced, text: r.text, permanent: r.code >= 500,
+			remote: s.host, err: fmt.Errorf("mx: end of data at %s: %w", s.host, err)})
+		return true, nil, true
+	}
+	s.note("dot", 250)
+	enh, text := parseOK(resp.StatusText)
+	failAccepted(&failure{code: 250, enhanced: enh, text: text, remote: s.host})
+	return true, nil, true
+}
+
+// lost describes a session that broke at step.
+func (d *delivery) lost(s *session, step string, err error, enhanced string) *failure {
+	if s.cc.isDead() {
+		err = fmt.Errorf("%w (send cancelled)", err)
+	}
+	return &failure{enhanced: enhanced, remote: s.host,
+		text: fmt.Sprintf("connection to %s[%s] lost at %s: %v", s.host, s.addr, step, err),
+		err:  fmt.Errorf("mx: %s at %s: %w", step, s.host, err)}
+}
+
+// rcptOptions passes the recipient's DSN parameters on (RFC 3461 4.1, 4.2);
+// go-smtp sends them only when the server offers DSN.
+func (d *delivery) rcptOptions(s *session, rc queue.Recipient) *smtp.RcptOptions {
+	o := &smtp.RcptOptions{}
+	seen := map[string]bool{}
+	valid := len(rc.Notify) > 0
+	for _, n := range rc.Notify {
+		n = strings.ToUpper(strings.TrimSpace(n))
+		switch smtp.DSNNotify(n) {
+		case smtp.DSNNotifyNever, smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed:
+		default:
+			valid = false
+		}
+		if seen[n] {
+			valid = false
+		}
+		seen[n] = true
+		o.Notify = append(o.Notify, smtp.DSNNotify(n))
+	}
+	if !valid || seen[string(smtp.DSNNotifyNever)] && len(seen) > 1 {
+		o.Notify = nil // RFC 3461 4.1: NEVER stands alone; a bad set is dropped
+	}
+	if typ, addr, ok := strings.Cut(rc.ORCPT, ";"); ok && addr != "" && !strings.ContainsAny(addr, "\r\n") {
+		switch {
+		case strings.EqualFold(typ, string(smtp.DSNAddressTypeRFC822)) && printableASCII(addr):
+			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
+		case strings.EqualFold(typ, string(smtp.DSNAddressTypeRFC822)), strings.EqualFold(typ, string(smtp.DSNAddressTypeUTF8)):
+			// RFC 6533 3: a UTF-8 address travels as utf-8-addr.
+			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	return o
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// blockWriter sets the data block deadline before each write
+// (RFC 5321 4.5.3.2.5: 3 minutes per send).
+type blockWriter struct {
+	w       io.Writer
+	conn    *ctxConn
+	timeout time.Duration
+}
+
+func (b *blockWriter) Write(p []byte) (int, error) {
+	b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
+	return b.w.Write(p)
+}
+
+// readRecorder remembers a read error, to tell a bad body from a bad peer.
+type readRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// logAttempt writes the one line of an attempt (host is "" before any
+// host was chosen); never a body.
+func (d *delivery) logAttempt(host string, s *session, f *failure) {
+	args := []any{"queue_id", d.env.ID, "domain", d.domain}
+	if host != "" {
+		args = append(args, "mx", host)
+	}
+	if s != nil {
+		args = append(args, "addr", s.addr, "reused", s.reused, "tls", s.tlsName(), "cert", s.auth,
+			"codes", strings.Join(s.codes, " "))
+	}
+	if f != nil {
+		args = append(args, "result", "failed", "permanent", f.permanent, "enhanced", f.enhanced, "err", f.err)
+		d.t.log.Warn("mx: delivery attempt", args...)
+		return
+	}
+	delivered, deferred, failed := 0, 0, 0
+	for i, r := range d.results {
+		switch {
+		case !d.final[i]:
+		case r.Delivered():
+			delivered++
+		case r.Permanent:
+			failed++
+		default:
+			deferred++
+		}
+	}
+	args = append(args, "result", "done", "delivered", delivered, "deferred", deferred, "failed", failed)
+	d.t.log.Info("mx: delivery attempt", args...)
+}
