@@ -86,6 +86,12 @@ func (w *upload) WriteAt(b []byte, off int64) (n int, err error) {
 	if w.closed {
 		return 0, os.ErrClosed
 	}
+	if len(b) == 0 {
+		// An empty SSH_FXP_WRITE changes nothing, wherever it points
+		// (found by FuzzUploadWrites: one inside written bytes was refused
+		// as a rewrite).
+		return 0, nil
+	}
 	if err := w.writeAt(b, off); err != nil {
 		w.err = w.h.fail("write", w.path, err)
 		return 0, w.err
@@ -106,6 +112,10 @@ func (w *upload) writeAt(b []byte, off int64) error {
 	off += w.shift
 	end := off + int64(len(b))
 	switch {
+	case off == w.next && len(w.held) > 0 && end > w.held[0].off:
+		// It would overwrite a write held for later (found by
+		// FuzzUploadWrites): the same refusal as any other rewrite.
+		return errRewrite
 	case off == w.next:
 		if err := w.write(b); err != nil {
 			return err
