@@ -77,6 +77,12 @@ type Queue struct {
 	MaxAge      Duration `toml:"max_age" comment:"Give up on a message and bounce it after this long (RFC 5321 4.5.4.1 suggests 4-5 days)."`
 	DelayNotice Duration `toml:"delay_notice" comment:"Tell the sender once that a message is delayed after this long."`
 	Workers     int      `toml:"workers" comment:"Messages sent at the same time."`
+	// DNSServer is "host:port" of the resolver asked for outbound MX, A,
+	// TXT and TLSA records and for the SPF/DKIM/DMARC checks of inbound
+	// mail; empty means the system resolver.
+	DNSServer string `toml:"dns_server" comment:"DNS resolver (\"host:port\") for outbound delivery and inbound SPF/DKIM/DMARC checks; empty uses the system resolver.\nA local validating resolver (127.0.0.1:53, e.g. unbound) also turns DANE on for outbound mail."`
+	// RemotePort is the TCP port outbound mail is sent to on MX hosts.
+	RemotePort int `toml:"remote_port" comment:"Port of other domains' MX hosts (RFC 5321: 25). Change it only for tests or a relay on another port."`
 }
 
 // SMTP settings.
@@ -216,7 +222,7 @@ func Default() *Config {
 			BanDuration:   Duration(30 * 60 * 1e9),
 		},
 		Shutdown: Shutdown{Grace: Duration(10 * 1e9)},
-		Queue:    Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4},
+		Queue:    Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4, RemotePort: 25},
 		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true, CheckInbound: true,
 			Limits: SMTPLimits{
 				MaxMessageSize: 50 << 20,

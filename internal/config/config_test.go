@@ -95,6 +95,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"delay order", "[guard]\nfail_delay = \"1m\"\nmax_fail_delay = \"1s\"\n", "guard.max_fail_delay: 1s is less than"},
 		{"syntax", "[imap\n", "line 1"},
 		{"bind", "bind_address = \"localhost\"\n", "bind_address: \"localhost\" is not an IP address"},
+		{"remote port", "[queue]\nremote_port = 0\n", "queue.remote_port: 0 is out of range 1-65535"},
+		{"dns no port", "[queue]\ndns_server = \"127.0.0.1\"\n", "queue.dns_server: \"127.0.0.1\" is not host:port"},
+		{"dns bad port", "[queue]\ndns_server = \"127.0.0.1:99999\"\n", "queue.dns_server: \"127.0.0.1:99999\" has no port"},
+		{"dns bad host", "[queue]\ndns_server = \"bad host:53\"\n", "queue.dns_server: \"bad host:53\" has no valid host"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +111,16 @@ func TestErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("Load error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestQueueDNSAndRemotePort(t *testing.T) {
+	c := writeAndLoad(t, "[queue]\ndns_server = \"[::1]:5353\"\nremote_port = 2525\n")
+	if c.Queue.DNSServer != "[::1]:5353" || c.Queue.RemotePort != 2525 {
+		t.Errorf("queue = %+v", c.Queue)
+	}
+	if d := Default().Queue; d.DNSServer != "" || d.RemotePort != 25 {
+		t.Errorf("queue defaults = %+v, want system resolver and port 25", d)
 	}
 }
 

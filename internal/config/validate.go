@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -70,6 +72,14 @@ func (c *Config) Validate() error {
 	positiveD("queue.max_age", c.Queue.MaxAge)
 	positiveD("queue.delay_notice", c.Queue.DelayNotice)
 	positive("queue.workers", c.Queue.Workers)
+	if c.Queue.RemotePort < 1 || c.Queue.RemotePort > 65535 {
+		bad("queue.remote_port", "%d is out of range 1-65535", c.Queue.RemotePort)
+	}
+	if c.Queue.DNSServer != "" {
+		if err := validHostPort(c.Queue.DNSServer); err != nil {
+			bad("queue.dns_server", "%q %v", c.Queue.DNSServer, err)
+		}
+	}
 	sl := c.SMTP.Limits
 	if sl.MaxMessageSize < 1024 {
 		bad("smtp.limits.max_message_size", "%s is below 1KiB", sl.MaxMessageSize)
@@ -181,6 +191,23 @@ func (c *Config) Validate() error {
 		seen[l.Port] = l.Key
 	}
 	return errors.Join(errs...)
+}
+
+// validHostPort accepts "host:port" with a valid host name or IP address
+// (IPv6 in brackets) and a port 1-65535.
+func validHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New("is not host:port (an IPv6 address goes in brackets: \"[::1]:53\")")
+	}
+	if host == "" || !validHostname(host) {
+		return errors.New("has no valid host name or IP address")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("has no port 1-65535")
+	}
+	return nil
 }
 
 // validHostname accepts an RFC 1123 host name (labels of letters, digits and

@@ -1,7 +1,7 @@
 // Package postatest starts a whole Posta in-process for end-to-end tests:
-// every enabled listener on an ephemeral 127.0.0.1 port, a temporary data
-// directory, a domain with users, and a CA pool that trusts the generated
-// certificate. Every protocol's end-to-end tests use it.
+// every enabled listener on an ephemeral 127.0.0.1 port (WithBindAddress
+// for another loopback address), a temporary data directory, a domain with
+// users, and a CA pool that trusts the generated certificate. Every protocol's end-to-end tests use it.
 package postatest
 
 import (
@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,10 @@ type options struct {
 	noStart bool
 	noUsers bool
 	dataDir string
+	bind    string
+	domain  string
+	inbound bool
+	queue   bool
 }
 
 // WithConfig changes the configuration before start (ports are ephemeral
@@ -60,6 +65,31 @@ func WithServerOption(so server.Option) Option { return func(o *options) { o.srv
 
 // WithDataDir reuses a data directory, e.g. to restart over the same data.
 func WithDataDir(dir string) Option { return func(o *options) { o.dataDir = dir } }
+
+// WithBindAddress binds the listeners to ip instead of 127.0.0.1, e.g.
+// 127.0.0.2 for a second instance that other instances reach as another
+// host.
+func WithBindAddress(ip string) Option { return func(o *options) { o.bind = ip } }
+
+// WithDomain creates domain instead of Domain, with the local parts of Users
+// (alice, bob) and their passwords; UserAddress gives the addresses.
+func WithDomain(domain string) Option { return func(o *options) { o.domain = domain } }
+
+// WithInboundChecks keeps smtp.check_inbound on: SPF, DKIM and DMARC of MX
+// mail are checked through queue.dns_server, which the test must point at
+// its own DNS server (WithConfig).
+func WithInboundChecks() Option { return func(o *options) { o.inbound = true } }
+
+// WithOutboundQueue keeps queue.enabled on: queued mail goes to the
+// recipients' MX hosts as found through queue.dns_server (point it at the
+// test's DNS server, and queue.remote_port at the other instance).
+func WithOutboundQueue() Option { return func(o *options) { o.queue = true } }
+
+// UserAddress returns the address of a user of Users ("alice", "bob") in
+// domain, and its password.
+func UserAddress(local, domain string) (addr, password string) {
+	return local + "@" + domain, Users[local+"@"+Domain]
+}
 
 // WithoutUsers skips creating Domain and Users (e.g. on a restart).
 func WithoutUsers() Option { return func(o *options) { o.noUsers = true } }
@@ -87,12 +117,16 @@ func Start(t testing.TB, opts ...Option) *Instance {
 		f(cfg)
 	}
 	cfg.BindAddress = "127.0.0.1"
+	if o.bind != "" {
+		cfg.BindAddress = o.bind
+	}
 	// No DNS from tests: the machine may have none, and SPF/DKIM/DMARC
-	// are tested with their own resolvers in delivery and mailauth.
-	cfg.SMTP.CheckInbound = false
+	// are tested with their own resolvers in delivery and mailauth (or
+	// through the test's own DNS server: WithInboundChecks).
+	cfg.SMTP.CheckInbound = o.inbound
 	// Nor delivery to other servers: mail for remote domains stays queued
-	// where tests can see it.
-	cfg.Queue.Enabled = false
+	// where tests can see it (unless WithOutboundQueue).
+	cfg.Queue.Enabled = o.queue
 	cfg.EphemeralPorts = true
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("postatest: config: %v", err)
@@ -108,11 +142,16 @@ func Start(t testing.TB, opts ...Option) *Instance {
 		t.Fatalf("postatest: new: %v", err)
 	}
 	if !o.noUsers {
-		if err := s.Directory.AddDomain(ctx, Domain); err != nil {
+		domain := Domain
+		if o.domain != "" {
+			domain = o.domain
+		}
+		if err := s.Directory.AddDomain(ctx, domain); err != nil {
 			s.Close()
 			t.Fatalf("postatest: %v", err)
 		}
 		for addr, pw := range Users {
+			addr = strings.TrimSuffix(addr, "@"+Domain) + "@" + domain
 			if err := s.Directory.AddAccount(ctx, addr, pw, directoryOptions()); err != nil {
 				s.Close()
 				t.Fatalf("postatest: %v", err)

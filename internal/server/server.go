@@ -75,6 +75,14 @@ type Server struct {
 	transport *mx.Transport
 	// outbound replaces the MX transport (tests).
 	outbound queue.Transport
+	// queueClock replaces the queue worker's clock (tests).
+	queueClock queue.Clock
+}
+
+// WithQueueClock runs the queue's worker on clk instead of the real clock:
+// tests move it to reach retries and expiry without waiting.
+func WithQueueClock(clk queue.Clock) Option {
+	return func(s *Server) { s.queueClock = clk }
 }
 
 // WithTransport sends the queue's mail through t instead of to the
@@ -109,14 +117,28 @@ type running struct {
 	proto Protocol
 }
 
-// verifier checks SPF, DKIM and DMARC of MX mail through the system
-// resolver, with our host name as the Authentication-Results authserv-id;
-// nil when smtp.check_inbound is off.
+// verifier checks SPF, DKIM and DMARC of MX mail through queue.dns_server
+// (the system resolver when unset), with our host name as the
+// Authentication-Results authserv-id; nil when smtp.check_inbound is off.
 func verifier(cfg *config.Config) *mailauth.Verifier {
 	if !cfg.SMTP.CheckInbound {
 		return nil
 	}
-	return &mailauth.Verifier{Hostname: cfg.Hostname}
+	v := &mailauth.Verifier{Hostname: cfg.Hostname}
+	if cfg.Queue.DNSServer != "" {
+		v.Resolver = dnsServerResolver(cfg.Queue.DNSServer)
+	}
+	return v
+}
+
+// dnsServerResolver is a Go resolver that sends every query to server
+// ("host:port"), over UDP or TCP as the resolver chooses, instead of the
+// nameservers of /etc/resolv.conf.
+func dnsServerResolver(server string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
 }
 
 // Option changes how New builds a Server.
@@ -352,7 +374,11 @@ func (s *Server) startQueue() error {
 	signer := mailauth.NewSigner(localKeys{keys, s.Directory})
 	transport := s.outbound
 	if transport == nil {
-		s.transport = mx.New(mx.Options{Hostname: s.Config.Hostname, Logger: s.Log.With("component", "mx")})
+		mo := mx.Options{Hostname: s.Config.Hostname, Port: q.RemotePort, Logger: s.Log.With("component", "mx")}
+		if q.DNSServer != "" {
+			mo.Resolver = &mx.DNSResolver{Server: q.DNSServer}
+		}
+		s.transport = mx.New(mo)
 		transport = s.transport
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -360,6 +386,7 @@ func (s *Server) startQueue() error {
 	opts := queue.RunOptions{
 		Transport: transport,
 		Blobs:     s.Mail.Blobs(),
+		Clock:     s.queueClock,
 		Hostname:  s.Config.Hostname,
 		Logger:    s.Log.With("component", "queue"),
 		MaxAge:    q.MaxAge.D(), DelayNotice: q.DelayNotice.D(), Concurrency: q.Workers,
