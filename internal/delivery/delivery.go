@@ -395,6 +395,6 @@ func syncDirs(dirs ...string) error {
 func (d *Delivery) enqueue(ctx context.Context, env *Envelope, p plan, id blob.ID, size, offset int64) error {
 	_, err := d.queue.Enqueue(ctx, queue.Message{Blob: id, BodyOffset: offset, Size: size - offset,
 		MailFrom: env.MailFrom, Account: env.Account, EnvID: env.EnvID, Ret: env.Ret, SMTPUTF8: env.SMTPUTF8,
-		BodyType: env.Body, Recipients: p.remote, Created: env.ReceivedAt})
+		BodyType: env.Body, RequireTLS: env.RequireTLS, Recipients: p.remote, Created: env.ReceivedAt})
 	return err
 }

@@ -257,3 +257,28 @@ func TestLargeBodyInFileAndStructureStored(t *testing.T) {
 		t.Fatalf("small message: body %q subject %q", small.Body, m.Envelope().Subject)
 	}
 }
+
+// RFC 8689 4.2.1: a REQUIRETLS message is relayed with REQUIRETLS; the
+// local copy is delivered as usual.
+func TestRequireTLSQueued(t *testing.T) {
+	f := newFixture(t)
+	for i, require := range []bool{true, false} {
+		env := &Envelope{MailFrom: "alice@example.test", Account: "alice@example.test", ReceivedAt: time.Unix(1700000000, 0),
+			RequireTLS: require, Recipients: []Recipient{{Address: "bob@example.test"}, {Address: "far@away.test"}}}
+		for _, r := range env.Recipients {
+			must(t, f.d.CheckRecipient(f.ctx, env, r))
+		}
+		must(t, f.d.Deliver(f.ctx, env, strings.NewReader(msg)))
+		if _, bodies := f.inbox(t, "bob@example.test"); len(bodies) != i+1 {
+			t.Fatalf("bob's INBOX after message %d: %d messages", i, len(bodies))
+		}
+	}
+	qs, err := f.queue.List(f.ctx)
+	must(t, err)
+	if len(qs) != 2 || !qs[0].RequireTLS || qs[1].RequireTLS {
+		t.Fatalf("queue %+v", qs)
+	}
+	if len(qs[0].Recipients) != 1 || qs[0].Recipients[0].Address != "far@away.test" {
+		t.Fatalf("queued recipients %+v", qs[0].Recipients)
+	}
+}

@@ -33,6 +33,10 @@ type Envelope struct {
 	EnvID string
 	// Size is the SIZE parameter (RFC 1870), 0 when not declared.
 	Size int64
+	// RequireTLS is the REQUIRETLS parameter (RFC 8689): the message may
+	// only be relayed over verified TLS to servers that honour it too.
+	// Local delivery needs nothing more (RFC 8689 4.2.1).
+	RequireTLS bool
 
 	ReceivedAt time.Time
 	// ID is the queue/session id the Received header names and logs use.

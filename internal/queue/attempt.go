@@ -412,7 +412,7 @@ func (w *worker) attempt(ctx context.Context, j *job, m Message, pending []Recip
 					return
 				}
 				env := Envelope{ID: m.ID, MailFrom: m.MailFrom, Domain: d, Size: int64(len(hdr)) + m.Size,
-					SMTPUTF8: m.SMTPUTF8, BodyType: m.BodyType, EnvID: m.EnvID, Ret: m.Ret}
+					SMTPUTF8: m.SMTPUTF8, BodyType: m.BodyType, RequireTLS: m.RequireTLS, EnvID: m.EnvID, Ret: m.Ret}
 				for _, r := range rcpts {
 					env.Recipients = append(env.Recipients, r.Recipient)
 				}

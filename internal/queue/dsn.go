@@ -236,7 +236,7 @@ func buildDSN(in dsnInput) ([]byte, error) {
 	// text/rfc822-headers; RFC 6533 4.2, 4.3 for the global forms).
 	if in.Original != nil {
 		sec := io.NewSectionReader(in.Original, m.BodyOffset, m.Size)
-		full := returnFull(m.Ret, m.Size, failure)
+		full := returnFull(dsnRet(m), m.Size, failure)
 		crlf("")
 		crlf("--%s", boundary)
 		switch {
@@ -287,6 +287,15 @@ func buildDSN(in dsnInput) ([]byte, error) {
 	crlf("")
 	crlf("--%s--", boundary)
 	return b.Bytes(), nil
+}
+
+// dsnRet is the RET that applies to m's DSNs: RFC 8689 5, a REQUIRETLS
+// message bounces as if RET=HDRS was given, whatever RET said.
+func dsnRet(m Message) string {
+	if m.RequireTLS {
+		return "HDRS"
+	}
+	return m.Ret
 }
 
 // returnFull decides between the whole message and its headers.
@@ -432,7 +441,7 @@ func humanText(in dsnInput, failure bool) string {
 		}
 		b.WriteString("\r\n")
 	}
-	if in.Original != nil && failure && !returnFull(in.Msg.Ret, in.Msg.Size, failure) && !strings.EqualFold(in.Msg.Ret, "HDRS") {
+	if in.Original != nil && failure && !returnFull(dsnRet(in.Msg), in.Msg.Size, failure) && !strings.EqualFold(dsnRet(in.Msg), "HDRS") {
 		fmt.Fprintf(&b, "The message (%d octets) is too large to return whole; its headers follow.\r\n", in.Msg.Size)
 	}
 	return b.String()

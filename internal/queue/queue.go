@@ -68,6 +68,10 @@ var migrations = []string{
 	ALTER TABLE queue_recipients ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE queue_recipients ADD COLUMN dsn_pending INTEGER NOT NULL DEFAULT 0;
 	CREATE TABLE queue_trash (blob TEXT PRIMARY KEY);`,
+
+	// 3: REQUIRETLS (RFC 8689): the message goes out only over verified
+	// TLS to servers that offer REQUIRETLS.
+	`ALTER TABLE queue ADD COLUMN require_tls INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Queue is the outbound queue in posta.db.
@@ -120,6 +124,9 @@ type Message struct {
 	Ret        string
 	SMTPUTF8   bool
 	BodyType   string
+	// RequireTLS: REQUIRETLS (RFC 8689 4.2.1), the message is relayed only
+	// over verified TLS to a server offering REQUIRETLS, else it bounces.
+	RequireTLS bool
 	Recipients []Recipient
 	Created    time.Time
 	Attempts   int
@@ -155,8 +162,9 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (int64, error) {
 		expires = m.Expires.Unix()
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO queue (blob, body_offset, size, mail_from, account, envid, ret, smtputf8,
-		body_type, created_at, next_attempt, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(m.Blob), m.BodyOffset, m.Size, m.MailFrom, m.Account, m.EnvID, m.Ret, m.SMTPUTF8, m.BodyType, now.Unix(), now.Unix(), expires)
+		body_type, require_tls, created_at, next_attempt, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(m.Blob), m.BodyOffset, m.Size, m.MailFrom, m.Account, m.EnvID, m.Ret, m.SMTPUTF8, m.BodyType, m.RequireTLS,
+		now.Unix(), now.Unix(), expires)
 	if err != nil {
 		return 0, fmt.Errorf("queue: insert: %w", err)
 	}
@@ -184,14 +192,16 @@ func (q *Queue) List(ctx context.Context) ([]Message, error) {
 
 // messageColumns are scanned by scanMessage, in this order.
 const messageColumns = `id, blob, body_offset, size, mail_from, account, envid, ret, smtputf8, body_type,
-	created_at, attempts, held, expires_at, next_attempt, last_attempt, last_error, delay_notified, lease_until`
+	created_at, attempts, held, expires_at, next_attempt, last_attempt, last_error, delay_notified, lease_until,
+	require_tls`
 
 func scanMessage(sc interface{ Scan(...any) error }, now time.Time) (Message, error) {
 	var m Message
 	var b string
 	var created, expires, next, last, lease int64
 	err := sc.Scan(&m.ID, &b, &m.BodyOffset, &m.Size, &m.MailFrom, &m.Account, &m.EnvID, &m.Ret, &m.SMTPUTF8,
-		&m.BodyType, &created, &m.Attempts, &m.Held, &expires, &next, &last, &m.LastError, &m.DelayNotified, &lease)
+		&m.BodyType, &created, &m.Attempts, &m.Held, &expires, &next, &last, &m.LastError, &m.DelayNotified, &lease,
+		&m.RequireTLS)
 	m.Blob, m.Created = blob.ID(b), time.Unix(created, 0)
 	m.Expires, m.NextAttempt, m.LastAttempt = unixOrZero(expires), unixOrZero(next), unixOrZero(last)
 	m.Sending = lease > now.Unix()

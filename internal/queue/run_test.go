@@ -703,3 +703,86 @@ func TestOtherProcessSeenAtPoll(t *testing.T) {
 		t.Fatalf("CLI retry not picked up at the poll: %+v", calls)
 	}
 }
+
+// RFC 8689 4.2.1: a REQUIRETLS message keeps the flag in the queue, across
+// a restart, and hands it to the Transport on every attempt.
+func TestRequireTLSReachesTransport(t *testing.T) {
+	h := newHarness(t)
+	h.tr.reply = func(_ context.Context, _ Envelope, _ Recipient, n int) Result {
+		if n == 0 {
+			return reply(451, "4.4.1", "later")
+		}
+		return reply(250, "2.0.0", "OK")
+	}
+	strict := h.enqueue(Message{MailFrom: "alice@example.test", RequireTLS: true,
+		Recipients: []Recipient{{Address: "a@strict.test"}}}, testBody)
+	plain := h.enqueue(Message{MailFrom: "alice@example.test", Recipients: []Recipient{{Address: "b@plain.test"}}}, testBody)
+	check := func(when string) {
+		t.Helper()
+		if !h.show(strict).Message.RequireTLS || h.show(plain).Message.RequireTLS {
+			t.Fatalf("%s: Show RequireTLS = %v, %v; want true, false", when,
+				h.show(strict).Message.RequireTLS, h.show(plain).Message.RequireTLS)
+		}
+		ms, err := h.q.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.RequireTLS != (m.ID == strict) {
+				t.Fatalf("%s: List: message %d RequireTLS %v", when, m.ID, m.RequireTLS)
+			}
+		}
+	}
+	checkCalls := func(want int) {
+		t.Helper()
+		calls := h.tr.Calls()
+		if len(calls) != want {
+			t.Fatalf("%d sends; want %d", len(calls), want)
+		}
+		for _, c := range calls {
+			if c.Env.RequireTLS != (c.Env.Domain == "strict.test") {
+				t.Fatalf("send to %s (message %d) with RequireTLS %v", c.Env.Domain, c.Env.ID, c.Env.RequireTLS)
+			}
+		}
+	}
+	check("after Enqueue")
+
+	h.start(h.options())
+	next := h.waitIdle()
+	checkCalls(2)
+	h.stop()
+	h.db.Close()
+
+	h.open()
+	check("after reopening")
+	h.clk.Set(next)
+	h.start(h.options())
+	h.waitIdle()
+	checkCalls(4)
+	if !h.gone(strict) || !h.gone(plain) {
+		t.Fatal("messages still queued after delivery")
+	}
+}
+
+// RFC 8689 5: a bounced REQUIRETLS message is returned as if RET=HDRS.
+func TestRequireTLSBounceReturnsHeaders(t *testing.T) {
+	h := newHarness(t)
+	h.tr.reply = func(context.Context, Envelope, Recipient, int) Result {
+		return Result{Enhanced: "5.7.30", Text: "REQUIRETLS not offered", Permanent: true}
+	}
+	h.enqueue(Message{MailFrom: "alice@example.test", Ret: "FULL", RequireTLS: true,
+		Recipients: []Recipient{{Address: "a@remote.test"}}}, testBody)
+	h.start(h.options())
+	h.waitIdle()
+	bs := h.Bounces()
+	if len(bs) != 1 {
+		t.Fatalf("%d DSNs", len(bs))
+	}
+	d := parseDSN(t, bs[0].DSN)
+	if head := testBody[:strings.Index(testBody, "\r\n\r\n")+2]; d.OrigType != "text/rfc822-headers" || d.Orig != head {
+		t.Fatalf("returned %s:\n%q", d.OrigType, d.Orig)
+	}
+	if strings.Contains(d.Human, "too large") {
+		t.Errorf("human part blames the size: %q", d.Human)
+	}
+}

@@ -160,6 +160,9 @@ func New(o Options) (*Server, error) {
 	srv.AllowInsecureAuth = true
 	srv.EnableSMTPUTF8 = true // RFC 6531
 	srv.EnableDSN = true      // RFC 3461
+	// RFC 8689 4.1: go-smtp lists REQUIRETLS in EHLO only under TLS; mail
+	// refuses the parameter on a session without TLS.
+	srv.EnableREQUIRETLS = true
 	srv.TLSConfig = s.tlsConfig
 	srv.ErrorLog = errorLog{s}
 	s.smtp = srv

@@ -191,6 +191,12 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 	if opts.EnvelopeID != "" && !checkXtextValue(opts.EnvelopeID, false) {
 		return reject(501, 5, 5, 4, "Malformed ENVID parameter", nil)
 	}
+	// RFC 8689 4.1: REQUIRETLS is only offered under TLS, and go-smtp
+	// accepts the parameter whether or not the session is; a message that
+	// demands TLS must not have arrived without it.
+	if opts.RequireTLS && ss.tls == nil {
+		return reject(530, 5, 7, 10, "REQUIRETLS needs a TLS session", nil)
+	}
 	env := &delivery.Envelope{
 		MailFrom:   from,
 		Account:    ss.account,
@@ -199,7 +205,8 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 		HELO:       ss.sc.Hostname(),
 		TLS:        ss.tlsDesc,
 		// RFC 5321 2.2.1: extension parameters only follow EHLO.
-		ESMTP:    ss.esmtp || opts.Size != 0 || opts.Body != "" || opts.UTF8 || opts.Return != "" || opts.EnvelopeID != "",
+		ESMTP: ss.esmtp || opts.Size != 0 || opts.Body != "" || opts.UTF8 || opts.Return != "" || opts.EnvelopeID != "" ||
+			opts.RequireTLS,
 		Auth:     ss.account != "",
 		Listener: ss.s.o.Listener.Name,
 		SMTPUTF8: opts.UTF8,
@@ -207,6 +214,8 @@ func (ss *session) mail(from string, opts *smtp.MailOptions) error {
 		Ret:      string(opts.Return),
 		EnvID:    opts.EnvelopeID,
 		Size:     opts.Size,
+		// RFC 8689 4.1: checked above to arrive over TLS.
+		RequireTLS: opts.RequireTLS,
 	}
 	if ss.account != "" && ss.s.o.Config.SMTP.SenderMustOwn {
 		ctx, cancel := ss.opCtx()

@@ -586,3 +586,37 @@ func TestMaxErrors(t *testing.T) {
 		t.Fatal("connection still open after too many failed logins")
 	}
 }
+
+// RFC 8689 4.1: REQUIRETLS is offered only under TLS, refused without it,
+// and recorded in the envelope when given over TLS.
+func TestREQUIRETLS(t *testing.T) {
+	h := start(t)
+	c := dial(t, h.addr["smtp"])
+	if caps := c.ehlo("mx.remote.example"); hasKeyword(caps, "REQUIRETLS") {
+		t.Errorf("REQUIRETLS offered without TLS: %q", caps)
+	}
+	c.cmd("MAIL FROM:<s@remote.example> REQUIRETLS").is(t, 530, "5.7.10")
+	// The refusal left no transaction behind.
+	c.cmd("RCPT TO:<bob@example.test>").is(t, 502, "5.5.1") // go-smtp: "Missing MAIL FROM command"
+
+	c.starttls(h.clientTLS())
+	if caps := c.ehlo("mx.remote.example"); !hasKeyword(caps, "REQUIRETLS") {
+		t.Errorf("EHLO under TLS lacks REQUIRETLS: %q", caps)
+	}
+	c.cmd("MAIL FROM:<s@remote.example> REQUIRETLS").is(t, 250, "2.0.0")
+	c.cmd("RCPT TO:<bob@example.test>").is(t, 250, "2.0.0")
+	c.cmd("DATA").is(t, 354, "")
+	c.write(simpleMessage + ".\r\n")
+	c.read().is(t, 250, "2.0.0")
+	// The next transaction does not inherit it.
+	c.send("s@remote.example", []string{"bob@example.test"}, simpleMessage+".\r\n").is(t, 250, "2.0.0")
+	msgs := h.del.messages()
+	if len(msgs) != 2 || !msgs[0].env.RequireTLS || msgs[1].env.RequireTLS {
+		t.Fatalf("RequireTLS of the two messages: %+v", msgs)
+	}
+
+	s := dialTLS(t, h.addr["submissions"], h.clientTLS())
+	if caps := s.ehlo("client.example.net"); !hasKeyword(caps, "REQUIRETLS") {
+		t.Errorf("EHLO on implicit TLS lacks REQUIRETLS: %q", caps)
+	}
+}
