@@ -11,29 +11,8 @@ import (
 // BenchmarkSetFlags is one STORE +FLAGS on one message of a 1000-message
 // mailbox, committed alone (what one IMAP client's STORE costs).
 func BenchmarkSetFlags(b *testing.B) {
-	dir := b.TempDir()
-	db, err := database.Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
 	ctx := context.Background()
-	st, err := Open(ctx, db, dir, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.EnsureAccount(ctx, "a@x"); err != nil {
-		b.Fatal(err)
-	}
-	msgs := make([]NewMessage, 1000)
-	for i := range msgs {
-		msgs[i] = NewMessage{Inline: []byte("Subject: x\r\n\r\nhi\r\n"), Size: 18, InternalDate: time.Now(), Structure: []byte("s")}
-	}
-	res, err := st.Append(ctx, "a@x", "INBOX", msgs...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, res := benchMailbox(b, 1000)
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
@@ -50,29 +29,8 @@ func BenchmarkSetFlags(b *testing.B) {
 
 // BenchmarkExpungeOne is STORE \Deleted then EXPUNGE of one message.
 func BenchmarkExpungeOne(b *testing.B) {
-	dir := b.TempDir()
-	db, err := database.Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
 	ctx := context.Background()
-	st, err := Open(ctx, db, dir, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.EnsureAccount(ctx, "a@x"); err != nil {
-		b.Fatal(err)
-	}
-	msgs := make([]NewMessage, 5000)
-	for i := range msgs {
-		msgs[i] = NewMessage{Inline: []byte("Subject: x\r\n\r\nhi\r\n"), Size: 18, InternalDate: time.Now(), Structure: []byte("s")}
-	}
-	res, err := st.Append(ctx, "a@x", "INBOX", msgs...)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, res := benchMailbox(b, 5000)
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
@@ -85,4 +43,34 @@ func BenchmarkExpungeOne(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// benchMailbox opens a store in a temp dir with one account whose INBOX
+// holds n small messages.
+func benchMailbox(b *testing.B, n int) (*Store, AppendResult) {
+	b.Helper()
+	dir := b.TempDir()
+	db, err := database.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	st, err := Open(ctx, db, dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.EnsureAccount(ctx, "a@x"); err != nil {
+		b.Fatal(err)
+	}
+	msgs := make([]NewMessage, n)
+	for i := range msgs {
+		msgs[i] = NewMessage{Inline: []byte("Subject: x\r\n\r\nhi\r\n"), Size: 18, InternalDate: time.Now(), Structure: []byte("s")}
+	}
+	res, err := st.Append(ctx, "a@x", "INBOX", msgs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, res
 }
