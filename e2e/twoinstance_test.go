@@ -315,56 +315,6 @@ func TestTwoInstancesBounces(t *testing.T) {
 	}
 }
 
-// fakeClock is the queue worker's clock in TestTwoInstancesRetryThenBounce:
-// it moves only when the test says so.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{c.now.Add(d), ch})
-	return ch
-}
-
-// Set moves the clock to t (never back) and fires the timers due by then.
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.Before(c.now) {
-		return
-	}
-	c.now = t
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(t) {
-			w.ch <- t
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-}
-
 // tempfailSMTP is a destination MX that answers every RCPT with
 // 451 4.3.0 (a greylister, or a full disk): it counts the refusals.
 type tempfailSMTP struct {
@@ -458,7 +408,7 @@ func (s *tempfailSMTP) count() int {
 // carries the last refusal.
 func TestTwoInstancesRetryThenBounce(t *testing.T) {
 	loopback2(t)
-	clk := &fakeClock{now: time.Now()}
+	clk := queue.NewManualClock(time.Now())
 	start := clk.Now()
 	ti := startTwoInstances(t, postatest.WithServerOption(server.WithQueueClock(clk)),
 		postatest.WithConfig(func(c *config.Config) {

@@ -20,53 +20,6 @@ import (
 	"posta/internal/database"
 )
 
-// fakeClock moves only when the test says so.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	at := c.now.Add(d)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{at, ch})
-	return ch
-}
-
-// Set moves the clock to t and fires the timers due by then.
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(t) {
-			w.ch <- t
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-}
-
 // sendCall is one Transport.Send the fake saw.
 type sendCall struct {
 	At   time.Time
@@ -136,7 +89,7 @@ type harness struct {
 	db      *sql.DB
 	q       *Queue
 	blobs   *blob.Store
-	clk     *fakeClock
+	clk     *ManualClock
 	tr      *fakeTransport
 	idle    chan time.Time
 	mu      sync.Mutex
@@ -150,7 +103,7 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), clk: &fakeClock{now: t0}}
+	h := &harness{t: t, dir: t.TempDir(), clk: NewManualClock(t0)}
 	h.tr = &fakeTransport{clk: h.clk, reply: func(context.Context, Envelope, Recipient, int) Result {
 		return reply(250, "2.0.0", "OK")
 	}}
