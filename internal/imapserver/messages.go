@@ -452,22 +452,16 @@ func (ss *session) copyCmd(cmd *imapwire.Command) error {
 // BINARY literals (RFC 3516 4.2) and UTF8 (RFC 6855 4); APPENDUID from
 // RFC 4315 3. All messages are stored in one transaction or none.
 func (ss *session) appendCmd(cmd *imapwire.Command) error {
-	name, nameErr := mailboxName(cmd.Mailbox)
-	var mbErr error
-	if nameErr == nil {
-		if _, err := ss.s.o.Store.Mailbox(ss.c.ctx, ss.account, name); errors.Is(err, mailstore.ErrNoMailbox) {
-			mbErr = errTryCreate // RFC 9051 6.3.12
-		} else {
-			mbErr = err
-		}
+	// On an error here the messages are not read: the Decoder skips the
+	// rest of the command (a synchronizing literal never got its "+").
+	name, err := mailboxName(cmd.Mailbox)
+	if err != nil {
+		return err
 	}
-	if err := errors.Join(nameErr, mbErr); err != nil {
-		// Not reading the messages: the Decoder skips the rest of the
-		// command (a synchronizing literal never got its "+").
-		if nameErr != nil {
-			return nameErr
-		}
-		return mbErr
+	if _, err := ss.s.o.Store.Mailbox(ss.c.ctx, ss.account, name); errors.Is(err, mailstore.ErrNoMailbox) {
+		return errTryCreate // RFC 9051 6.3.12
+	} else if err != nil {
+		return err
 	}
 	var msgs []mailstore.NewMessage
 	var releases []func()
