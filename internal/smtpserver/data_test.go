@@ -247,3 +247,28 @@ func (s *stepReader) Read(p []byte) (int, error) {
 	s.b = s.b[n:]
 	return n, nil
 }
+
+// TestBDATZeroThenHangUp: "BDAT 0" starts go-smtp's data goroutine with no
+// bytes to wait for, so the connection can end before that goroutine runs.
+// It must take its session before the connection closes (see
+// third_party/go-smtp/PATCHES.md); otherwise it panics on a nil session.
+func TestBDATZeroThenHangUp(t *testing.T) {
+	h := start(t)
+	for range 200 {
+		c := dial(t, h.addr["smtp"])
+		c.ehlo("x.example")
+		c.write("MAIL FROM:<s@remote.example>\r\nRCPT TO:<bob@example.test>\r\nBDAT 0\r\n")
+		c.read().is(t, 250, "2.0.0")
+		c.read().is(t, 250, "2.0.0")
+		c.read().is(t, 250, "2.0.0")
+		c.nc.Close()
+	}
+	// The data goroutines run after their connections end; give them time.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && h.srv["smtp"].Panics() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := h.srv["smtp"].Panics(); n != 0 {
+		t.Fatalf("%d sessions panicked:\n%s", n, h.log)
+	}
+}

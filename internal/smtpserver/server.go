@@ -93,9 +93,6 @@ type Server struct {
 
 	nextID atomic.Uint64
 	panics atomic.Int64
-	// bdatPanics counts the panics of go-smtp's own BDAT goroutine when it
-	// outlives its session (see errorLog); they are in panics too.
-	bdatPanics atomic.Int64
 
 	mu        sync.Mutex
 	closing   bool
@@ -499,16 +496,6 @@ func (l errorLog) Println(v ...any)               { l.print(fmt.Sprintln(v...)) 
 func (l errorLog) print(msg string) {
 	if strings.HasPrefix(msg, "panic") {
 		l.s.panics.Add(1)
-		if strings.Contains(msg, "nil pointer dereference") && strings.Contains(msg, "go-smtp") &&
-			strings.Contains(msg, ").handleBdat.func1(") {
-			// go-smtp v0.25.1 handleBdat starts a goroutine that calls
-			// c.Session().Data; after "BDAT 0" (no bytes to wait for) the
-			// connection can end, and Close set the session to nil, before
-			// that goroutine runs. go-smtp recovers; the connection is gone.
-			l.s.bdatPanics.Add(1)
-			l.s.log.Warn("smtp: go-smtp BDAT goroutine outlived its session", "detail", msg)
-			return
-		}
 		l.s.log.Error("smtp: session panicked", "detail", msg)
 		return
 	}

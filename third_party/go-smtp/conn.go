@@ -1049,6 +1049,12 @@ func (c *Conn) handleBdat(arg string) {
 		result := make(chan error, 1)
 		c.dataResult = result
 		status := c.bdatStatus
+		// Posta: the session is read here, on the connection goroutine.
+		// Read inside the goroutine it could already be nil: after
+		// "BDAT 0" nothing waits for the goroutine, and the connection can
+		// end (Close sets the session to nil) before it runs.
+		session := c.Session()
+		recipients := c.recipients
 
 		go func() {
 			defer func() {
@@ -1062,16 +1068,16 @@ func (c *Conn) handleBdat(arg string) {
 
 			var err error
 			if !c.server.LMTP {
-				err = c.Session().Data(r)
+				err = session.Data(r)
 			} else {
-				lmtpSession, ok := c.Session().(LMTPSession)
+				lmtpSession, ok := session.(LMTPSession)
 				if !ok {
-					err = c.Session().Data(r)
-					for _, rcpt := range c.recipients {
-						c.bdatStatus.SetStatus(rcpt, err)
+					err = session.Data(r)
+					for _, rcpt := range recipients {
+						status.SetStatus(rcpt, err)
 					}
 				} else {
-					err = lmtpSession.LMTPData(r, c.bdatStatus)
+					err = lmtpSession.LMTPData(r, status)
 				}
 			}
 
