@@ -128,6 +128,7 @@ type fakeMXConfig struct {
 	smtputf8    bool
 	requireTLS  bool
 	maxMsgBytes int64
+	binaryMIME  bool
 }
 
 // countingListener counts accepted connections, and those still open.
@@ -188,6 +189,7 @@ func newFakeMX(t *testing.T, cfg fakeMXConfig) *fakeMX {
 	srv.EnableDSN = cfg.dsn
 	srv.EnableSMTPUTF8 = cfg.smtputf8
 	srv.EnableREQUIRETLS = cfg.requireTLS
+	srv.EnableBINARYMIME = cfg.binaryMIME
 	srv.ErrorLog = discardLog{}
 	if cfg.cert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.cert}}

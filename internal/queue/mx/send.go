@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"posta/internal/queue"
 )
 
@@ -45,18 +43,14 @@ type reply struct {
 	text     string
 }
 
-// replyOf extracts the reply from a go-smtp error; false means the error is
-// not a reply (network, local).
+// replyOf extracts the reply from an error; false means the error is not
+// a reply (network, local).
 func replyOf(err error) (reply, bool) {
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) {
+	var re *replyError
+	if !errors.As(err, &re) {
 		return reply{}, false
 	}
-	r := reply{code: se.Code, text: se.Message}
-	if ec := se.EnhancedCode; ec != (smtp.EnhancedCode{}) && ec != smtp.NoEnhancedCode && ec != smtp.EnhancedCodeNotSet {
-		r.enhanced = fmt.Sprintf("%d.%d.%d", ec[0], ec[1], ec[2])
-	}
-	return r, true
+	return re.r, true
 }
 
 // parseOK splits "2.0.0 OK queued" into its enhanced code and text
@@ -156,13 +150,6 @@ func (d *delivery) precheck() *failure {
 		return &failure{enhanced: "5.1.7", permanent: true, text: "bad sender address syntax",
 			err: errors.New("mx: bad sender address")}
 	}
-	if strings.EqualFold(d.env.BodyType, string(smtp.BodyBinaryMIME)) {
-		// RFC 3030 3: BINARYMIME needs BDAT, which go-smtp's client
-		// does not send.
-		return &failure{enhanced: "5.6.3", permanent: true,
-			text: "BINARYMIME message: this client cannot send BDAT (RFC 3030), and the body must not be converted",
-			err:  errors.New("mx: BINARYMIME not supported")}
-	}
 	return nil
 }
 
@@ -189,13 +176,11 @@ func (d *delivery) reuse(ctx context.Context, s *session) bool {
 	s.reused, s.codes = true, s.codes[:0]
 	// RFC 5321 4.1.1.5: RSET before the next transaction; it also tells
 	// whether the peer is still there.
-	s.c.CommandTimeout = d.t.timeouts.Mail
-	if err := s.c.Reset(); err != nil {
+	fin, f, healthy, stale := d.transact(ctx, s, true)
+	if stale {
 		s.close()
 		return false
 	}
-	s.note("rset", 250)
-	fin, f, healthy := d.transact(ctx, s)
 	d.logAttempt(s.host, s, f)
 	if !fin {
 		if healthy {
@@ -448,7 +433,7 @@ func (d *delivery) tryHost(ctx context.Context, rt route, sts *stsPolicy, host s
 			}
 			continue
 		}
-		fin, f, healthy := d.transact(ctx, s)
+		fin, f, healthy, _ := d.transact(ctx, s, false)
 		d.logAttempt(host, s, f)
 		if fin {
 			d.finish(s, healthy)
@@ -465,241 +450,6 @@ func (d *delivery) tryHost(ctx context.Context, rt route, sts *stsPolicy, host s
 		}
 	}
 	return false, last
-}
-
-// transact runs one mail transaction on s. fin means every pending
-// recipient has its result; otherwise f says why the host did not take the
-// message and the next host may. healthy means s may carry another
-// transaction.
-func (d *delivery) transact(ctx context.Context, s *session) (fin bool, f *failure, healthy bool) {
-	t, env := d.t, d.env
-	ext := func(name string) (bool, string) { return s.c.Extension(name) }
-	if env.RequireTLS {
-		// RFC 8689 4.2.1 steps 2, 4 and 5 (a reused session may have
-		// been opened for a message that did not ask).
-		if !s.vouched || !s.verified() {
-			why := "no TLS"
-			switch {
-			case !s.vouched:
-				why = "the MX host name is not validated"
-			case s.certErr != nil:
-				why = "certificate not verified: " + s.certErr.Error()
-			}
-			return false, &failure{enhanced: "5.7.10", remote: s.host, requireTLS: true,
-				text: fmt.Sprintf("REQUIRETLS: no verified TLS with %s (%s)", s.host, why),
-				err:  fmt.Errorf("mx: requiretls: %s: %s", s.host, why)}, true
-		}
-		if ok, _ := ext("REQUIRETLS"); !ok {
-			return false, &failure{enhanced: "5.7.30", remote: s.host, requireTLS: true,
-				text: fmt.Sprintf("REQUIRETLS support required, and %s does not offer it", s.host),
-				err:  fmt.Errorf("mx: requiretls: not offered by %s", s.host)}, true
-		}
-	}
-	if ok, v := ext("SIZE"); ok && v != "" {
-		// RFC 1870 4, 7: a fixed limit below the message size will
-		// never take it.
-		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && env.Size > limit {
-			d.failPending(&failure{enhanced: "5.3.4", permanent: true, remote: s.host,
-				text: fmt.Sprintf("message size %d exceeds the limit of %s (%d)", env.Size, s.host, limit),
-				err:  fmt.Errorf("mx: size %d > %d", env.Size, limit)})
-			return true, nil, true
-		}
-	}
-	if ok, _ := ext("SMTPUTF8"); d.needUTF8 && !ok {
-		// RFC 6531 3.2: no internationalized envelope or message to a
-		// server without SMTPUTF8.
-		d.failPending(&failure{enhanced: "5.6.7", permanent: true, remote: s.host,
-			text: "message needs SMTPUTF8, which the destination does not offer",
-			err:  fmt.Errorf("mx: %s lacks SMTPUTF8", s.host)})
-		return true, nil, true
-	}
-	if ok, _ := ext("8BITMIME"); strings.EqualFold(env.BodyType, string(smtp.Body8BitMIME)) && !ok {
-		// RFC 6152 3: no 8-bit content to a server without 8BITMIME;
-		// we do not convert (it would break the DKIM signature).
-		d.failPending(&failure{enhanced: "5.6.3", permanent: true, remote: s.host,
-			text: "message has 8-bit content, which the destination does not accept (no 8BITMIME)",
-			err:  fmt.Errorf("mx: %s lacks 8BITMIME", s.host)})
-		return true, nil, true
-	}
-
-	opts := &smtp.MailOptions{Size: env.Size, UTF8: d.needUTF8, RequireTLS: env.RequireTLS}
-	// go-smtp adds BODY=8BITMIME itself whenever the server offers it
-	// (RFC 6152 2), whatever opts.Body says; a 7-bit body declared 8-bit
-	// is harmless.
-	opts.Body = smtp.BodyType(strings.ToUpper(env.BodyType))
-	// RFC 3461 4.3, 4.4: RET and ENVID, sent by go-smtp only when the
-	// server offers DSN. Malformed values are dropped, not fatal.
-	if ret := strings.ToUpper(env.Ret); ret == string(smtp.DSNReturnFull) || ret == string(smtp.DSNReturnHeaders) {
-		opts.Return = smtp.DSNReturn(ret)
-	}
-	if printableASCII(env.EnvID) && len(env.EnvID) <= 100 {
-		opts.EnvelopeID = env.EnvID
-	}
-	s.c.CommandTimeout = t.timeouts.Mail
-	if err := s.c.Mail(env.MailFrom, opts); err != nil {
-		r, ok := replyOf(err)
-		if !ok {
-			return false, d.lost(s, "MAIL", err, "4.4.2"), false
-		}
-		s.note("mail", r.code)
-		f := &failure{code: r.code, enhanced: r.enhanced, text: r.text, remote: s.host,
-			err: fmt.Errorf("mx: MAIL at %s: %w", s.host, err)}
-		if r.code >= 500 {
-			f.permanent = true
-			d.failPending(f)
-			return true, nil, true
-		}
-		// 4xx: the transaction was not accepted; another host may.
-		return false, f, r.code != 421
-	}
-	s.note("mail", 250)
-
-	var accepted []int
-	var rcptCodes []string
-	for _, i := range d.pending() {
-		rc := env.Recipients[i]
-		s.c.CommandTimeout = t.timeouts.Rcpt
-		err := s.c.Rcpt(rc.Address, d.rcptOptions(s, rc))
-		if err == nil {
-			accepted = append(accepted, i)
-			rcptCodes = append(rcptCodes, "250")
-			continue
-		}
-		r, ok := replyOf(err)
-		if !ok || r.code == 421 {
-			// The session is gone: nobody got the message.
-			s.note("rcpt", r.code)
-			f := d.lost(s, "RCPT", err, "4.4.2")
-			if ok {
-				f.code, f.enhanced, f.text = r.code, r.enhanced, r.text
-			}
-			d.failPending(f)
-			return true, nil, false
-		}
-		rcptCodes = append(rcptCodes, strconv.Itoa(r.code))
-		// RFC 5321 3.3: a RCPT reply is about that recipient only.
-		d.set(i, queue.Result{Recipient: rc.Address, Code: r.code, Enhanced: r.enhanced, Text: r.text,
-			Permanent: r.code >= 500, RemoteMTA: s.host, Err: fmt.Errorf("mx: RCPT at %s: %w", s.host, err)})
-	}
-	s.codes = append(s.codes, "rcpt="+strings.Join(rcptCodes, ","))
-	if len(accepted) == 0 {
-		return true, nil, true
-	}
-	failAccepted := func(f *failure) {
-		for _, i := range accepted {
-			d.set(i, f.result(env.Recipients[i].Address))
-		}
-	}
-
-	rd, err := d.body()
-	if err != nil {
-		failAccepted(&failure{enhanced: "4.3.0", remote: s.host, text: "cannot read the message: " + err.Error(),
-			err: fmt.Errorf("mx: body: %w", err)})
-		return true, nil, true
-	}
-	s.c.CommandTimeout = t.timeouts.DataInit
-	w, err := s.c.Data()
-	if err != nil {
-		r, ok := replyOf(err)
-		if !ok || r.code == 421 {
-			f := d.lost(s, "DATA", err, "4.4.2")
-			if ok {
-				f.code, f.enhanced, f.text = r.code, r.enhanced, r.text
-			}
-			failAccepted(f)
-			return true, nil, false
-		}
-		s.note("data", r.code)
-		failAccepted(&failure{code: r.code, enhanced: r.enhanced, text: r.text, permanent: r.code >= 500,
-			remote: s.host, err: fmt.Errorf("mx: DATA at %s: %w", s.host, err)})
-		return true, nil, true
-	}
-	s.note("data", 354)
-	src := &readRecorder{r: rd}
-	if _, err := io.Copy(&blockWriter{w: w, conn: s.cc, timeout: t.timeouts.DataBlock}, src); err != nil {
-		// No final dot after a short body: the connection is dropped
-		// and the server discards the transaction (RFC 5321 4.1.1.4).
-		f := d.lost(s, "message transfer", err, "4.4.2")
-		if src.err != nil {
-			f.enhanced, f.text = "4.3.0", "cannot read the message: "+src.err.Error()
-		}
-		failAccepted(f)
-		return true, nil, false
-	}
-	s.cc.SetWriteDeadline(time.Now().Add(t.timeouts.DataBlock))
-	s.c.SubmissionTimeout = t.timeouts.DataTerm
-	resp, err := w.CloseWithResponse()
-	s.uses++
-	if err != nil {
-		r, ok := replyOf(err)
-		switch {
-		case !ok || r.code == 421:
-			// RFC 5321 6.1: the reply to the dot was lost; the message
-			// may have arrived, and a retry may duplicate it.
-			f := d.lost(s, "end of data", err, "4.4.2")
-			if ok {
-				f.code, f.enhanced, f.text = r.code, r.enhanced, r.text
-			}
-			failAccepted(f)
-			return true, nil, false
-		case r.code >= 200 && r.code < 300:
-			s.note("dot", r.code)
-			failAccepted(&failure{code: r.code, enhanced: r.enhanced, text: r.text, remote: s.host})
-			return true, nil, true
-		}
-		s.note("dot", r.code)
-		failAccepted(&failure{code: r.code, enhanced: r.enhanced, text: r.text, permanent: r.code >= 500,
-			remote: s.host, err: fmt.Errorf("mx: end of data at %s: %w", s.host, err)})
-		return true, nil, true
-	}
-	s.note("dot", 250)
-	enh, text := parseOK(resp.StatusText)
-	failAccepted(&failure{code: 250, enhanced: enh, text: text, remote: s.host})
-	return true, nil, true
-}
-
-// lost describes a session that broke at step.
-func (d *delivery) lost(s *session, step string, err error, enhanced string) *failure {
-	if s.cc.isDead() {
-		err = fmt.Errorf("%w (send cancelled)", err)
-	}
-	return &failure{enhanced: enhanced, remote: s.host,
-		text: fmt.Sprintf("connection to %s[%s] lost at %s: %v", s.host, s.addr, step, err),
-		err:  fmt.Errorf("mx: %s at %s: %w", step, s.host, err)}
-}
-
-// rcptOptions passes the recipient's DSN parameters on (RFC 3461 4.1, 4.2);
-// go-smtp sends them only when the server offers DSN.
-func (d *delivery) rcptOptions(s *session, rc queue.Recipient) *smtp.RcptOptions {
-	o := &smtp.RcptOptions{}
-	seen := map[string]bool{}
-	valid := len(rc.Notify) > 0
-	for _, n := range rc.Notify {
-		n = strings.ToUpper(strings.TrimSpace(n))
-		switch smtp.DSNNotify(n) {
-		case smtp.DSNNotifyNever, smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed:
-		default:
-			valid = false
-		}
-		if seen[n] {
-			valid = false
-		}
-		seen[n] = true
-		o.Notify = append(o.Notify, smtp.DSNNotify(n))
-	}
-	if !valid || seen[string(smtp.DSNNotifyNever)] && len(seen) > 1 {
-		o.Notify = nil // RFC 3461 4.1: NEVER stands alone; a bad set is dropped
-	}
-	if typ, addr, ok := strings.Cut(rc.ORCPT, ";"); ok && addr != "" && !strings.ContainsAny(addr, "\r\n") {
-		switch {
-		case strings.EqualFold(typ, string(smtp.DSNAddressTypeRFC822)) && printableASCII(addr):
-			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
-		case strings.EqualFold(typ, string(smtp.DSNAddressTypeRFC822)), strings.EqualFold(typ, string(smtp.DSNAddressTypeUTF8)):
-			// RFC 6533 3: a UTF-8 address travels as utf-8-addr.
-			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
-		}
-	}
-	return o
 }
 
 func printableASCII(s string) bool {
@@ -722,20 +472,6 @@ type blockWriter struct {
 func (b *blockWriter) Write(p []byte) (int, error) {
 	b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
 	return b.w.Write(p)
-}
-
-// readRecorder remembers a read error, to tell a bad body from a bad peer.
-type readRecorder struct {
-	r   io.Reader
-	err error
-}
-
-func (r *readRecorder) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return n, err
 }
 
 // logAttempt writes the one line of an attempt (host is "" before any

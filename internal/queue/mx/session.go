@@ -1,18 +1,13 @@
 package mx
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/textproto"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
 // How the peer's certificate was checked.
@@ -48,7 +43,7 @@ func (p *hostPolicy) mustTLS() bool {
 // session is one SMTP connection, ready for MAIL.
 type session struct {
 	cc        *ctxConn
-	c         *smtp.Client
+	c         *client
 	host      string
 	addr      string
 	tls       uint16 // negotiated version; 0 without TLS
@@ -99,8 +94,7 @@ func (s *session) close() {
 // quit ends a healthy session politely (RFC 5321 4.1.1.10).
 func (s *session) quit(timeout time.Duration) {
 	s.unwatch()
-	s.cc.SetDeadline(time.Now().Add(timeout))
-	s.c.Quit()
+	s.c.cmd(timeout, 221, "QUIT")
 	s.cc.Close()
 }
 
@@ -155,34 +149,6 @@ func (c *ctxConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// greetedConn hands go-smtp's client a greeting it will not get: after
-// STARTTLS the server sends none (RFC 3207 4.2), but a fresh smtp.Client
-// expects one before its EHLO.
-type greetedConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (g *greetedConn) Read(p []byte) (int, error) {
-	if len(g.pending) > 0 {
-		n := copy(p, g.pending)
-		g.pending = g.pending[n:]
-		return n, nil
-	}
-	return g.Conn.Read(p)
-}
-
-// byteReader reads one byte per call, so that a bufio.Reader over it never
-// takes bytes past the line it was asked for.
-type byteReader struct{ r io.Reader }
-
-func (b byteReader) Read(p []byte) (int, error) {
-	if len(p) > 1 {
-		p = p[:1]
-	}
-	return b.r.Read(p)
-}
-
 // connect opens a session with addr of p.host, STARTTLS included, checked
 // against p. plain skips STARTTLS (the retry after a failed handshake).
 func (d *delivery) connect(ctx context.Context, p *hostPolicy, addr string, plain bool) (*session, *failure) {
@@ -210,15 +176,17 @@ func (d *delivery) connect(ctx context.Context, p *hostPolicy, addr string, plai
 // open runs greeting, EHLO and STARTTLS on s.
 func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bool) *failure {
 	t := d.t
-	c := smtp.NewClient(s.cc)
-	c.CommandTimeout = t.timeouts.Greeting
+	c := newClient(s.cc)
 	s.c = c
-	// RFC 5321 3.1, 4.1.1.1: greeting, then EHLO; go-smtp falls back to
-	// HELO on 500/502.
-	if err := c.Hello(t.hostname); err != nil {
+	// RFC 5321 3.1, 4.1.1.1: greeting, then EHLO (HELO for an older
+	// server).
+	if err := c.greet(t.timeouts.Greeting); err != nil {
 		return d.sessionFailure(s, "greeting", err)
 	}
-	offered, _ := c.Extension("STARTTLS")
+	if err := c.hello(t.timeouts.Greeting, t.hostname); err != nil {
+		return d.sessionFailure(s, "ehlo", err)
+	}
+	offered, _ := c.extension("STARTTLS")
 	if plain || !offered {
 		if p.mustTLS() {
 			why := "STARTTLS is not offered"
@@ -230,29 +198,21 @@ func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bo
 		return nil
 	}
 
-	// RFC 3207 4: STARTTLS, 220, handshake. go-smtp's client has no
-	// STARTTLS with our own EHLO name and verification, so the command
-	// goes on the wire here.
-	s.cc.SetDeadline(time.Now().Add(t.timeouts.Greeting))
-	if _, err := io.WriteString(s.cc, "STARTTLS\r\n"); err != nil {
-		return d.sessionFailure(s, "starttls", err)
-	}
-	r := textproto.NewReader(bufio.NewReaderSize(byteReader{io.LimitReader(s.cc, 4096)}, 16))
-	code, msg, err := r.ReadResponse(220)
-	s.note("starttls", code)
-	if err != nil {
-		var te *textproto.Error
-		if !errors.As(err, &te) {
+	// RFC 3207 4: STARTTLS, 220, handshake.
+	if err := c.startTLS(t.timeouts.Greeting); err != nil {
+		var re *replyError
+		if !errors.As(err, &re) {
 			return d.sessionFailure(s, "starttls", err)
 		}
+		s.note("starttls", re.r.code)
 		// RFC 3207 4: after a refusal the session goes on in clear,
 		// unless this host must have TLS.
 		if p.mustTLS() {
-			return d.tlsRequired(s, p, fmt.Sprintf("STARTTLS was refused: %d %s", code, msg))
+			return d.tlsRequired(s, p, fmt.Sprintf("STARTTLS was refused: %d %s", re.r.code, re.r.text))
 		}
-		s.cc.SetDeadline(time.Time{})
 		return nil
 	}
+	s.note("starttls", 220)
 	cfg := t.tlsBase.Clone()
 	// RFC 8461 7.1, RFC 7672 8.1: SNI carries the MX host name.
 	if net.ParseIP(p.host) == nil {
@@ -263,6 +223,7 @@ func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bo
 	// sending in clear.
 	cfg.InsecureSkipVerify = true
 	tc := tls.Client(s.cc, cfg)
+	s.cc.SetDeadline(time.Now().Add(t.timeouts.Greeting))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		f := d.sessionFailure(s, "tls", err)
 		// RFC 7672 2.2: be ready to retry in clear after STARTTLS
@@ -280,11 +241,11 @@ func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bo
 		return f
 	}
 
-	// RFC 3207 4.2: forget what was learned before TLS and EHLO again.
-	c = smtp.NewClient(&greetedConn{Conn: tc, pending: []byte("220 TLS ready\r\n")})
-	c.CommandTimeout = t.timeouts.Greeting
+	// RFC 3207 4.2: no greeting after TLS; forget what was learned before
+	// it and EHLO again.
+	c = newClient(tc)
 	s.c = c
-	if err := c.Hello(t.hostname); err != nil {
+	if err := c.hello(t.timeouts.Greeting, t.hostname); err != nil {
 		return d.sessionFailure(s, "ehlo", err)
 	}
 	return nil
