@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"posta/internal/blob"
+	"posta/internal/database"
 )
 
 // ErrNoSuchMessage: no queued message has that id (it was sent, bounced
@@ -157,7 +158,7 @@ func (q *Queue) Drop(ctx context.Context, id int64) (blob.ID, error) {
 		return "", fmt.Errorf("queue: drop: %w", err)
 	}
 	defer tx.Rollback()
-	b, err := deleteMessage(ctx, tx, id)
+	b, err := deleteMessage(ctx, q.st.Tx(tx), id)
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +170,7 @@ func (q *Queue) Drop(ctx context.Context, id int64) (blob.ID, error) {
 }
 
 // deleteMessage removes a message's rows and puts its body in the trash.
-func deleteMessage(ctx context.Context, tx *sql.Tx, id int64) (blob.ID, error) {
+func deleteMessage(ctx context.Context, tx database.Querier, id int64) (blob.ID, error) {
 	var b string
 	err := tx.QueryRowContext(ctx, `SELECT blob FROM queue WHERE id = ?`, id).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -195,7 +196,7 @@ func deleteMessage(ctx context.Context, tx *sql.Tx, id int64) (blob.ID, error) {
 // emptyTrash removes the files of bodies whose messages are gone, then
 // their trash rows (a crash in between only repeats a harmless removal).
 func (q *Queue) emptyTrash(ctx context.Context, bs *blob.Store) error {
-	rows, err := q.db.QueryContext(ctx, `SELECT blob FROM queue_trash LIMIT 1000`)
+	rows, err := q.st.DB().QueryContext(ctx, `SELECT blob FROM queue_trash LIMIT 1000`)
 	if err != nil {
 		return fmt.Errorf("queue: trash: %w", err)
 	}
@@ -212,14 +213,21 @@ func (q *Queue) emptyTrash(ctx context.Context, bs *blob.Store) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("queue: trash: %w", err)
 	}
-	for _, b := range ids {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, b := range ids {
 		// An id that is not a blob id cannot name a file: forget it.
 		if err := bs.Remove(blob.ID(b)); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			return err
 		}
-		if _, err := q.db.ExecContext(ctx, `DELETE FROM queue_trash WHERE blob = ?`, b); err != nil {
-			return fmt.Errorf("queue: trash: %w", err)
-		}
+		args[i] = b
+	}
+	// One commit for the batch: the rows of files already removed.
+	marks := strings.Repeat(",?", len(ids))[1:]
+	if _, err := q.db.ExecContext(ctx, `DELETE FROM queue_trash WHERE blob IN (`+marks+`)`, args...); err != nil {
+		return fmt.Errorf("queue: trash: %w", err)
 	}
 	return nil
 }

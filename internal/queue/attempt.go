@@ -31,6 +31,9 @@ type job struct {
 	id    int64
 	mu    sync.Mutex // serializes the job's commits and lease renewals
 	lease int64
+	// removed: a record found every recipient final with no DSN owed and
+	// deleted the message in the same commit.
+	removed bool
 }
 
 // errLost: the message is gone (dropped) or no longer leased by this job.
@@ -54,7 +57,7 @@ func (w *worker) owned(ctx context.Context, j *job, fn func(tx *sql.Tx) error) e
 	}
 	defer tx.Rollback()
 	var one int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM queue WHERE id = ? AND lease_until = ?`, j.id, j.lease).Scan(&one)
+	err = w.q.st.Tx(tx).QueryRowContext(ctx, `SELECT 1 FROM queue WHERE id = ? AND lease_until = ?`, j.id, j.lease).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errLost
 	}
@@ -78,7 +81,7 @@ func (w *worker) renew(ctx context.Context, j *job) error {
 	if lease <= j.lease {
 		return nil
 	}
-	res, err := w.q.db.ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE id = ? AND lease_until = ?`, lease, j.id, j.lease)
+	res, err := w.q.st.DB().ExecContext(ctx, `UPDATE queue SET lease_until = ? WHERE id = ? AND lease_until = ?`, lease, j.id, j.lease)
 	if err != nil {
 		return fmt.Errorf("queue: lease: %w", err)
 	}
@@ -96,7 +99,7 @@ func (w *worker) renew(ctx context.Context, j *job) error {
 func (w *worker) release(ctx context.Context, j *job, next time.Time) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	_, err := w.q.db.ExecContext(ctx, `UPDATE queue SET lease_until = 0,
+	_, err := w.q.st.DB().ExecContext(ctx, `UPDATE queue SET lease_until = 0,
 		next_attempt = CASE WHEN next_attempt = 0 THEN 0 ELSE ? END WHERE id = ? AND lease_until = ?`,
 		next.Unix(), j.id, j.lease)
 	if err != nil {
@@ -107,7 +110,7 @@ func (w *worker) release(ctx context.Context, j *job, next time.Time) error {
 
 // load reads the message and its recipients.
 func (w *worker) load(ctx context.Context, id int64) (Message, []RecipientStatus, error) {
-	row := w.q.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM queue WHERE id = ?`, id)
+	row := w.q.st.DB().QueryRowContext(ctx, `SELECT `+messageColumns+` FROM queue WHERE id = ?`, id)
 	m, err := scanMessage(row, w.o.Clock.Now())
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, nil, fmt.Errorf("%w: %d", ErrNoSuchMessage, id)
@@ -115,7 +118,7 @@ func (w *worker) load(ctx context.Context, id int64) (Message, []RecipientStatus
 	if err != nil {
 		return m, nil, fmt.Errorf("queue: load: %w", err)
 	}
-	rs, err := w.q.recipients(ctx, w.q.db, id)
+	rs, err := w.q.recipients(ctx, w.q.st.DB(), id)
 	return m, rs, err
 }
 
@@ -136,13 +139,18 @@ func (w *worker) process(ctx context.Context, j *job) {
 	}
 	tried := false
 	if pending := filterState(rs, StateQueued); len(pending) > 0 {
-		if tried, err = w.attempt(ctx, j, m, pending, log); err != nil {
+		tried, err = w.attempt(ctx, j, m, pending, log)
+		if j.removed {
+			log.Info("queue: done", "attempts", m.Attempts+1)
+			return
+		}
+		if err != nil {
 			w.stop(dbctx, j, err, log)
 			return
 		}
 	}
 	now := w.o.Clock.Now()
-	if rs, err = w.q.recipients(dbctx, w.q.db, j.id); err != nil {
+	if rs, err = w.q.recipients(dbctx, w.q.st.DB(), j.id); err != nil {
 		w.stop(dbctx, j, err, log)
 		return
 	}
@@ -161,7 +169,7 @@ func (w *worker) process(ctx context.Context, j *job) {
 					}
 				}
 			}
-			_, err := tx.ExecContext(dbctx, `UPDATE queue SET attempts = attempts + 1, last_attempt = ?, last_error = ? WHERE id = ?`,
+			_, err := w.q.st.Tx(tx).ExecContext(dbctx, `UPDATE queue SET attempts = attempts + 1, last_attempt = ?, last_error = ? WHERE id = ?`,
 				now.Unix(), lastError(pending), j.id)
 			return err
 		})
@@ -263,12 +271,13 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// remove deletes a message whose recipients are all final, then its body:
-// the file goes only after the commit (and through queue_trash, so a crash
-// in between leaves it to the next wake-up, not on disk forever).
+// remove deletes a message whose recipients are all final. Its body goes
+// later, through queue_trash (emptied by Run between jobs, in batches):
+// the file goes only after the commit, and a crash in between leaves it
+// to the next wake-up, not on disk forever.
 func (w *worker) remove(ctx context.Context, j *job, m Message, log *slog.Logger) {
 	err := w.owned(ctx, j, func(tx *sql.Tx) error {
-		_, err := deleteMessage(ctx, tx, j.id)
+		_, err := deleteMessage(ctx, w.q.st.Tx(tx), j.id)
 		return err
 	})
 	if errors.Is(err, errLost) {
@@ -278,13 +287,6 @@ func (w *worker) remove(ctx context.Context, j *job, m Message, log *slog.Logger
 		log.Error("queue: remove", "err", err)
 		w.release(ctx, j, w.o.Clock.Now().Add(w.o.Poll))
 		return
-	}
-	if err := w.o.Blobs.Remove(m.Blob); err != nil {
-		log.Error("queue: remove body", "blob", string(m.Blob), "err", err)
-		return
-	}
-	if _, err := w.q.db.ExecContext(ctx, `DELETE FROM queue_trash WHERE blob = ?`, string(m.Blob)); err != nil {
-		log.Error("queue: trash", "err", err)
 	}
 	log.Info("queue: done", "attempts", m.Attempts)
 }
@@ -493,7 +495,7 @@ func (w *worker) record(ctx context.Context, j *job, m Message, rcpts []Recipien
 				continue
 			}
 			counted = true
-			if _, err := tx.ExecContext(ctx, `UPDATE queue_recipients SET status = ?, code = ?, enhanced = ?, last_error = ?,
+			if _, err := w.q.st.Tx(tx).ExecContext(ctx, `UPDATE queue_recipients SET status = ?, code = ?, enhanced = ?, last_error = ?,
 				remote_mta = ?, last_attempt = ?, final_at = ?, dsn_pending = ? WHERE queue_id = ? AND address = ?`,
 				state, res.Code, res.Enhanced, res.Text, res.RemoteMTA, now.Unix(), final, dsn, j.id, rc.Address); err != nil {
 				return fmt.Errorf("queue: record: %w", err)
@@ -510,6 +512,19 @@ func (w *worker) record(ctx context.Context, j *job, m Message, rcpts []Recipien
 			default:
 				log.Info("queue: deferred", append(args, "text", res.Text)...)
 			}
+		}
+		// The usual end, in the same commit: every recipient final and no
+		// DSN owed, so the message goes (its body through queue_trash).
+		var left int
+		if err := w.q.st.Tx(tx).QueryRowContext(ctx, `SELECT COUNT(*) FROM queue_recipients WHERE queue_id = ? AND (status = ? OR dsn_pending)`,
+			j.id, StateQueued).Scan(&left); err != nil {
+			return fmt.Errorf("queue: record: %w", err)
+		}
+		if left == 0 {
+			if _, err := deleteMessage(ctx, w.q.st.Tx(tx), j.id); err != nil {
+				return err
+			}
+			j.removed = true
 		}
 		return nil
 	})

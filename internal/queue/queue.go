@@ -77,6 +77,7 @@ var migrations = []string{
 // Queue is the outbound queue in posta.db.
 type Queue struct {
 	db *sql.DB
+	st *database.Stmts // the worker's hot queries, prepared once
 	// kick wakes Run: capacity 1, sent to without blocking, so wake-ups
 	// coalesce and Enqueue never waits for the worker.
 	kick chan struct{}
@@ -90,7 +91,7 @@ func Open(ctx context.Context, db *sql.DB) (*Queue, error) {
 	if err := database.Migrate(ctx, db, "queue", migrations); err != nil {
 		return nil, err
 	}
-	return &Queue{db: db, kick: make(chan struct{}, 1)}, nil
+	return &Queue{db: db, st: database.NewStmts(db), kick: make(chan struct{}, 1)}, nil
 }
 
 // Kick wakes the worker to look for due messages now. It never blocks;
@@ -161,7 +162,7 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (int64, error) {
 	if !m.Expires.IsZero() {
 		expires = m.Expires.Unix()
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO queue (blob, body_offset, size, mail_from, account, envid, ret, smtputf8,
+	res, err := q.st.Tx(tx).ExecContext(ctx, `INSERT INTO queue (blob, body_offset, size, mail_from, account, envid, ret, smtputf8,
 		body_type, require_tls, created_at, next_attempt, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(m.Blob), m.BodyOffset, m.Size, m.MailFrom, m.Account, m.EnvID, m.Ret, m.SMTPUTF8, m.BodyType, m.RequireTLS,
 		now.Unix(), now.Unix(), expires)
@@ -173,7 +174,7 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (int64, error) {
 		return 0, fmt.Errorf("queue: insert: %w", err)
 	}
 	for _, r := range m.Recipients {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO queue_recipients (queue_id, address, notify, orcpt) VALUES (?, ?, ?, ?)
+		if _, err := q.st.Tx(tx).ExecContext(ctx, `INSERT INTO queue_recipients (queue_id, address, notify, orcpt) VALUES (?, ?, ?, ?)
 			ON CONFLICT (queue_id, address) DO NOTHING`, id, r.Address, strings.Join(r.Notify, ","), r.ORCPT); err != nil {
 			return 0, fmt.Errorf("queue: recipient: %w", err)
 		}

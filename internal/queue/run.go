@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"posta/internal/blob"
@@ -175,6 +176,9 @@ func (q *Queue) Run(ctx context.Context, o RunOptions) error {
 	// done has room for every job that can be in flight (at most
 	// Concurrency), so a job's last send never blocks.
 	done := make(chan int64, o.Concurrency)
+	// trash: bodies may wait for removal (at start, after a crash; after a
+	// job or a Drop; after a poll, for what another process dropped).
+	trash := true
 	for {
 		if ctx.Err() != nil {
 			for len(busy) > 0 {
@@ -183,56 +187,56 @@ func (q *Queue) Run(ctx context.Context, o RunOptions) error {
 			return nil
 		}
 		now := o.Clock.Now()
-		if err := q.emptyTrash(ctx, o.Blobs); err != nil && ctx.Err() == nil {
-			w.log.Error("queue: removing bodies", "err", err)
+		if trash {
+			if err := q.emptyTrash(ctx, o.Blobs); err != nil && ctx.Err() == nil {
+				w.log.Error("queue: removing bodies", "err", err)
+			} else {
+				trash = false
+			}
 		}
 		if free := o.Concurrency - len(busy); free > 0 {
 			ids, err := q.due(ctx, now, free+len(busy))
 			if err != nil && ctx.Err() == nil {
 				w.log.Error("queue: looking for due messages", "err", err)
 			}
+			var want []int64
 			for _, id := range ids {
-				if busy[id] || free == 0 {
-					continue
+				if !busy[id] && len(want) < free {
+					want = append(want, id)
 				}
-				lease, ok, err := q.claim(ctx, id, now, &o)
-				if err != nil {
-					if ctx.Err() == nil {
-						w.log.Error("queue: claiming a message", "queue_id", id, "err", err)
-					}
-					continue
-				}
-				if !ok {
-					continue // another worker has it
-				}
+			}
+			claimed, err := q.claim(ctx, want, now, &o)
+			if err != nil && ctx.Err() == nil {
+				w.log.Error("queue: claiming messages", "err", err)
+			}
+			for _, id := range claimed {
 				busy[id] = true
-				free--
 				go func() {
-					w.process(ctx, &job{id: id, lease: lease})
+					w.process(ctx, &job{id: id, lease: now.Add(o.lease()).Unix()})
 					done <- id
 				}()
 			}
 		}
 		wait := o.Poll
-		next, ok, err := q.nextWake(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.Error("queue: next attempt", "err", err)
-		}
-		if ok {
-			if d := next.Sub(now); d < wait {
-				wait = d
+		if len(busy) < o.Concurrency {
+			// With every slot busy, a job's end wakes us first.
+			next, ok, err := q.nextWake(ctx)
+			if err != nil && ctx.Err() == nil {
+				w.log.Error("queue: next attempt", "err", err)
 			}
-		}
-		if wait <= 0 {
-			if len(busy) == o.Concurrency {
-				wait = o.Poll // a job's end wakes us
-			} else {
+			if ok {
+				if d := next.Sub(now); d < wait {
+					wait = d
+				}
+			}
+			if wait <= 0 {
 				wait = time.Second // due but not claimable this instant
 			}
 		}
 		// A kick that came during the scan means another look now.
 		select {
 		case <-q.kick:
+			trash = true
 			continue
 		default:
 		}
@@ -244,8 +248,11 @@ func (q *Queue) Run(ctx context.Context, o RunOptions) error {
 		case <-ctx.Done():
 		case id := <-done:
 			delete(busy, id)
+			trash = true
 		case <-q.kick:
+			trash = true // Drop kicks
 		case <-timer:
+			trash = true
 		}
 	}
 }
@@ -253,7 +260,7 @@ func (q *Queue) Run(ctx context.Context, o RunOptions) error {
 // due lists messages whose next attempt has come, that are not held and
 // not leased, earliest first.
 func (q *Queue) due(ctx context.Context, now time.Time, limit int) ([]int64, error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT id FROM queue WHERE held = 0 AND next_attempt <= ? AND lease_until <= ?
+	rows, err := q.st.DB().QueryContext(ctx, `SELECT id FROM queue WHERE held = 0 AND next_attempt <= ? AND lease_until <= ?
 		ORDER BY next_attempt, id LIMIT ?`, now.Unix(), now.Unix(), limit)
 	if err != nil {
 		return nil, err
@@ -270,27 +277,48 @@ func (q *Queue) due(ctx context.Context, now time.Time, limit int) ([]int64, err
 	return ids, rows.Err()
 }
 
-// claim takes a due message for this worker: the lease keeps other workers
-// off it, next_attempt moves to the lease's end (where a crashed worker's
-// message becomes due again), and a message seen for the first time gets
-// its expiry. It reports false when someone else was faster.
-func (q *Queue) claim(ctx context.Context, id int64, now time.Time, o *RunOptions) (int64, bool, error) {
-	lease := now.Add(o.lease()).Unix()
-	res, err := q.db.ExecContext(ctx, `UPDATE queue SET lease_until = ?, next_attempt = ?,
-		expires_at = CASE WHEN expires_at = 0 THEN created_at + ? ELSE expires_at END
-		WHERE id = ? AND held = 0 AND next_attempt <= ? AND lease_until <= ?`,
-		lease, lease, int64(o.MaxAge/time.Second), id, now.Unix(), now.Unix())
-	if err != nil {
-		return 0, false, err
+// claim takes due messages for this worker, in one commit: the lease
+// keeps other workers off them, next_attempt moves to the lease's end
+// (where a crashed worker's message becomes due again), and a message seen
+// for the first time gets its expiry. It returns the ids it got; the others
+// someone else was faster to.
+func (q *Queue) claim(ctx context.Context, ids []int64, now time.Time, o *RunOptions) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	n, err := res.RowsAffected()
-	return lease, n == 1, err
+	lease := now.Add(o.lease()).Unix()
+	args := []any{lease, lease, int64(o.MaxAge / time.Second), now.Unix(), now.Unix()}
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		marks[i] = "?"
+		args = append(args, id)
+	}
+	rows, err := q.db.QueryContext(ctx, `UPDATE queue SET lease_until = ?, next_attempt = ?,
+		expires_at = CASE WHEN expires_at = 0 THEN created_at + ? ELSE expires_at END
+		WHERE held = 0 AND next_attempt <= ? AND lease_until <= ? AND id IN (`+strings.Join(marks, ",")+`)
+		RETURNING id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim: %w", err)
+	}
+	defer rows.Close()
+	var got []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("queue: claim: %w", err)
+		}
+		got = append(got, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: claim: %w", err)
+	}
+	return got, nil
 }
 
 // nextWake is the earliest time a message not held becomes claimable.
 func (q *Queue) nextWake(ctx context.Context) (time.Time, bool, error) {
 	var t sql.NullInt64
-	err := q.db.QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > next_attempt THEN lease_until ELSE next_attempt END)
+	err := q.st.DB().QueryRowContext(ctx, `SELECT MIN(CASE WHEN lease_until > next_attempt THEN lease_until ELSE next_attempt END)
 		FROM queue WHERE held = 0`).Scan(&t)
 	if err != nil || !t.Valid {
 		return time.Time{}, false, err

@@ -560,8 +560,8 @@ func TestCrashedWorkerLeaseExpires(t *testing.T) {
 	if err := o.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := h.q.claim(context.Background(), id, t0, &o); !ok || err != nil {
-		t.Fatal("claim", ok, err)
+	if got, err := h.q.claim(context.Background(), []int64{id}, t0, &o); len(got) != 1 || err != nil {
+		t.Fatal("claim", got, err)
 	}
 	h.start(h.options())
 	next := h.waitIdle()
