@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/textproto"
 	"sort"
 	"strings"
 	"sync"
@@ -360,6 +362,9 @@ func (w *worker) attempt(ctx context.Context, j *job, m Message, pending []Recip
 	} else {
 		defer f.Close()
 	}
+	// RFC 8689 4.1: "TLS-Required: No" tags the message, unless it came
+	// with REQUIRETLS.
+	optional := ferr == nil && !m.RequireTLS && tlsOptional(io.NewSectionReader(f, m.BodyOffset, m.Size))
 	var hdr []byte
 	if ferr == nil && w.o.Sign != nil {
 		if d := domainOf(m.MailFrom); d != "" {
@@ -414,7 +419,8 @@ func (w *worker) attempt(ctx context.Context, j *job, m Message, pending []Recip
 					return
 				}
 				env := Envelope{ID: m.ID, MailFrom: m.MailFrom, Domain: d, Size: int64(len(hdr)) + m.Size,
-					SMTPUTF8: m.SMTPUTF8, BodyType: m.BodyType, RequireTLS: m.RequireTLS, EnvID: m.EnvID, Ret: m.Ret}
+					SMTPUTF8: m.SMTPUTF8, BodyType: m.BodyType, RequireTLS: m.RequireTLS, TLSOptional: optional,
+					EnvID: m.EnvID, Ret: m.Ret}
 				for _, r := range rcpts {
 					env.Recipients = append(env.Recipients, r.Recipient)
 				}
@@ -552,3 +558,15 @@ func wantsDelay(notify []string) bool { return len(notify) == 0 || notifyHas(not
 
 // wantsSuccess: RFC 3461 5.2.2 (b), (e): only on explicit SUCCESS.
 func wantsSuccess(notify []string) bool { return notifyHas(notify, "SUCCESS") }
+
+// tlsOptional reports one "TLS-Required: No" header field in the message
+// header (RFC 8689 3: a single instance; ABNF strings match in any case).
+// A header that does not parse gets no exemption.
+func tlsOptional(r io.Reader) bool {
+	h, err := textproto.NewReader(bufio.NewReader(io.LimitReader(r, 256<<10))).ReadMIMEHeader()
+	if err != nil {
+		return false
+	}
+	v := h.Values("Tls-Required")
+	return len(v) == 1 && strings.EqualFold(strings.TrimSpace(v[0]), "No")
+}

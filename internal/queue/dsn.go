@@ -113,7 +113,7 @@ func (w *worker) notify(ctx context.Context, m Message, list []dsnRcpt, now time
 	if err != nil {
 		return err
 	}
-	return w.o.Bounce(ctx, dsn, m.MailFrom)
+	return w.o.Bounce(ctx, dsn, m.MailFrom, m.RequireTLS)
 }
 
 // dsnInput is what a DSN is made of.

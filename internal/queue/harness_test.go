@@ -78,9 +78,10 @@ func reply(code int, enhanced, text string) Result {
 
 // bounceCall is one DSN handed to Bounce.
 type bounceCall struct {
-	At  time.Time
-	To  string
-	DSN []byte
+	At         time.Time
+	To         string
+	DSN        []byte
+	RequireTLS bool
 }
 
 type harness struct {
@@ -134,7 +135,7 @@ func (h *harness) open() {
 func (h *harness) options() RunOptions {
 	return RunOptions{
 		Transport: h.tr,
-		Bounce: func(ctx context.Context, dsn []byte, to string) error {
+		Bounce: func(ctx context.Context, dsn []byte, to string, requireTLS bool) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			if h.bounceErr != nil {
@@ -142,7 +143,7 @@ func (h *harness) options() RunOptions {
 					return err
 				}
 			}
-			h.bounces = append(h.bounces, bounceCall{At: h.clk.Now(), To: to, DSN: dsn})
+			h.bounces = append(h.bounces, bounceCall{At: h.clk.Now(), To: to, DSN: dsn, RequireTLS: requireTLS})
 			return nil
 		},
 		Blobs: h.blobs, Clock: h.clk, Hostname: "mail.example.test", Poll: 1000 * time.Hour,

@@ -53,8 +53,10 @@ type RunOptions struct {
 	// Bounce delivers a DSN (a complete message, CRLF line ends) to the
 	// sender `to` with the null reverse-path MAIL FROM:<> (RFC 5321 4.5.5):
 	// into the local mailbox, or through Enqueue when the sender is remote.
-	// Required; an error is retried later, the DSN stays owed.
-	Bounce func(ctx context.Context, dsn []byte, to string) error
+	// requireTLS: the DSN is about a REQUIRETLS message and must go with
+	// REQUIRETLS too (RFC 8689 5). Required; an error is retried later, the
+	// DSN stays owed.
+	Bounce func(ctx context.Context, dsn []byte, to string, requireTLS bool) error
 	// Sign, optional, returns header fields to prepend to the message
 	// (DKIM-Signature) for the sending domain: the MAIL FROM address's
 	// domain. It is called once per message per attempt; an error is

@@ -622,7 +622,7 @@ func TestTwoWorkersNeverSendOneMessageTwice(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			q.Run(ctx, RunOptions{Transport: wrap, Bounce: func(context.Context, []byte, string) error { return nil },
+			q.Run(ctx, RunOptions{Transport: wrap, Bounce: func(context.Context, []byte, string, bool) error { return nil },
 				Blobs: h.blobs, Concurrency: 8, Poll: 20 * time.Millisecond, Hostname: "mail.example.test"})
 		}()
 	}
@@ -784,5 +784,55 @@ func TestRequireTLSBounceReturnsHeaders(t *testing.T) {
 	}
 	if strings.Contains(d.Human, "too large") {
 		t.Errorf("human part blames the size: %q", d.Human)
+	}
+}
+
+// RFC 8689 4.1, 4.2.2: "TLS-Required: No" in the header reaches the
+// Transport as TLSOptional, unless REQUIRETLS was given; RFC 8689 5: the
+// bounce of a REQUIRETLS message is handed on with REQUIRETLS.
+func TestTLSRequiredHeaderAndBounce(t *testing.T) {
+	h := newHarness(t)
+	h.tr.reply = func(_ context.Context, env Envelope, _ Recipient, _ int) Result {
+		if env.Domain == "bounce.test" {
+			return reply(550, "5.1.1", "no such user")
+		}
+		return reply(250, "2.0.0", "OK")
+	}
+	tagged := "TLS-Required: no\r\n" + testBody
+	h.enqueue(Message{MailFrom: "alice@example.test", Recipients: []Recipient{{Address: "a@optional.test"}}}, tagged)
+	h.enqueue(Message{MailFrom: "alice@example.test", RequireTLS: true, Recipients: []Recipient{{Address: "a@strict.test"}}}, tagged)
+	h.enqueue(Message{MailFrom: "alice@example.test", Recipients: []Recipient{{Address: "a@plain.test"}}}, testBody)
+	h.enqueue(Message{MailFrom: "alice@example.test", Recipients: []Recipient{{Address: "a@twice.test"}}},
+		"TLS-Required: No\r\nTLS-Required: No\r\n"+testBody)
+	h.enqueue(Message{MailFrom: "alice@example.test", RequireTLS: true, Recipients: []Recipient{{Address: "a@bounce.test"}}}, testBody)
+	h.start(h.options())
+	h.waitIdle()
+	calls := h.tr.Calls()
+	if len(calls) != 5 {
+		t.Fatalf("%d sends, want 5", len(calls))
+	}
+	for _, c := range calls {
+		if c.Env.TLSOptional != (c.Env.Domain == "optional.test") {
+			t.Errorf("send to %s with TLSOptional %v", c.Env.Domain, c.Env.TLSOptional)
+		}
+	}
+	b := h.Bounces()
+	if len(b) != 1 || !b[0].RequireTLS {
+		t.Fatalf("bounces %+v, want one with REQUIRETLS", b)
+	}
+}
+
+func TestTLSOptionalHeader(t *testing.T) {
+	for in, want := range map[string]bool{
+		"TLS-Required: No\r\n\r\nbody":                   true,
+		"Subject: x\r\ntls-required:   NO  \r\n\r\n":     true,
+		"TLS-Required: Yes\r\n\r\n":                      false,
+		"TLS-Required: No\r\nTLS-Required: No\r\n\r\n":   false,
+		"Subject: x\r\n\r\nTLS-Required: No\r\n":         false, // in the body
+		"TLS-Required: No\r\nbroken header line\r\n\r\n": false,
+	} {
+		if got := tlsOptional(strings.NewReader(in)); got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
 	}
 }

@@ -16,8 +16,12 @@ type Envelope struct {
 	SMTPUTF8   bool        // the message needs SMTPUTF8 (RFC 6531)
 	BodyType   string      // "7BIT", "8BITMIME", "BINARYMIME" or ""
 	RequireTLS bool        // REQUIRETLS (RFC 8689): never send without verified TLS
-	EnvID      string      // ENVID (RFC 3461 4.4)
-	Ret        string      // RET (RFC 3461 4.3)
+	// TLSOptional: the message says "TLS-Required: No" (RFC 8689 3):
+	// the recipient domain's TLS policies (MTA-STS, DANE) are not applied,
+	// STARTTLS is still used where offered. Never set with RequireTLS.
+	TLSOptional bool
+	EnvID       string // ENVID (RFC 3461 4.4)
+	Ret         string // RET (RFC 3461 4.3)
 }
 
 // Result is what became of one recipient.

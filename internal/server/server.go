@@ -397,11 +397,12 @@ func (s *Server) startQueue() error {
 			}
 			return h, err
 		},
-		Bounce: func(ctx context.Context, dsn []byte, to string) error {
+		Bounce: func(ctx context.Context, dsn []byte, to string, requireTLS bool) error {
 			// RFC 3461 / RFC 5321 6.1: a DSN goes out with a null sender,
-			// to a local mailbox or, for a forwarded sender, back out.
+			// to a local mailbox or, for a forwarded sender, back out
+			// (RFC 8689 5: with REQUIRETLS when the message had it).
 			env := &delivery.Envelope{Recipients: []delivery.Recipient{{Address: to}}, Account: "MAILER-DAEMON",
-				Auth: true, Listener: "queue", ReceivedAt: time.Now(), Size: int64(len(dsn))}
+				Auth: true, Listener: "queue", ReceivedAt: time.Now(), Size: int64(len(dsn)), RequireTLS: requireTLS}
 			return s.Delivery.Deliver(ctx, env, bytes.NewReader(dsn))
 		},
 	}

@@ -157,7 +157,9 @@ func (d *delivery) precheck() *failure {
 func (d *delivery) finish(s *session, healthy bool) {
 	if s != nil {
 		s.unwatch()
-		if healthy && !s.cc.isDead() && d.t.put(d.domain, s) {
+		// A session opened without the domain's TLS policy (TLS-Required:
+		// No) is not kept for messages that need it.
+		if healthy && !d.env.TLSOptional && !s.cc.isDead() && d.t.put(d.domain, s) {
 			return
 		}
 		if healthy {
@@ -295,7 +297,11 @@ func (d *delivery) deliver(ctx context.Context) {
 		d.finish(nil, false)
 		return
 	}
-	sts := d.t.sts.policy(ctx, d.domain)
+	var sts *stsPolicy
+	if !d.env.TLSOptional {
+		// RFC 8689 4.2.2: "TLS-Required: No" ignores the domain's policy.
+		sts = d.t.sts.policy(ctx, d.domain)
+	}
 	var last *failure
 	onlyTLS, unsupported := true, false
 	for _, host := range rt.hosts {
@@ -374,7 +380,7 @@ func (d *delivery) tryHost(ctx context.Context, rt route, sts *stsPolicy, host s
 		vouched: rt.implicit || rt.secure || sts != nil && sts.matchMX(host)}
 	// RFC 7672 2.2.1, 2.2.2: TLSA only for a host reached through secure
 	// MX and address records; never for an address (2.2).
-	if rt.secure && addrSecure && net.ParseIP(host) == nil {
+	if rt.secure && addrSecure && net.ParseIP(host) == nil && !d.env.TLSOptional {
 		recs, secure, err := t.resolver.LookupTLSA(ctx, t.port, host)
 		if err != nil {
 			// RFC 7672 2.1.2: treat the host as unreachable.

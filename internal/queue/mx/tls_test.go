@@ -349,3 +349,72 @@ func TestREQUIRETLS(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestTLSRequiredNo: a message tagged "TLS-Required: No" (RFC 8689 4.2.2)
+// goes to a host that fails the domain's MTA-STS or DANE policy, still over
+// STARTTLS, and its session is not kept for messages that need the policy.
+func TestTLSRequiredNo(t *testing.T) {
+	t.Run("MTA-STS", func(t *testing.T) {
+		ca := newCA(t)
+		e, mx := stsEnv(t, ca, selfSigned(t, "mx1.example.test"), enforceMX1, fakeMXConfig{})
+		en := envelope("bob@example.test")
+		en.TLSOptional = true
+		if r := send(t, e, en)[0]; !r.Delivered() {
+			t.Fatalf("result %+v, want delivered despite the enforce policy", r)
+		}
+		if m := mx.messages(); len(m) != 1 || m[0].TLS == nil {
+			t.Fatal("not delivered over STARTTLS")
+		}
+		// The same domain without the tag: the policy applies again.
+		if r := send(t, e, envelope("bob@example.test"))[0]; r.Delivered() || r.Enhanced != "4.7.5" {
+			t.Errorf("untagged message: %+v, want temporary 4.7.5", r)
+		}
+	})
+	t.Run("DANE", func(t *testing.T) {
+		cert := selfSigned(t, "mx1.example.test")
+		other := selfSigned(t, "mx1.example.test")
+		e, mx := daneEnv(t, cert, []TLSA{{Usage: 3, Selector: 1, MatchingType: 1, Data: spkiSHA256(other)}}, true)
+		en := envelope("bob@example.test")
+		en.TLSOptional = true
+		if r := send(t, e, en)[0]; !r.Delivered() {
+			t.Fatalf("result %+v, want delivered despite the TLSA mismatch", r)
+		}
+		if len(mx.messages()) != 1 {
+			t.Fatal("no message")
+		}
+	})
+	t.Run("not pooled", func(t *testing.T) {
+		ca := newCA(t)
+		e, mx := stsEnv(t, ca, selfSigned(t, "mx1.example.test"), enforceMX1, fakeMXConfig{})
+		e.tr.idleTime = 60e9
+		en := envelope("bob@example.test")
+		en.TLSOptional = true
+		if r := send(t, e, en)[0]; !r.Delivered() {
+			t.Fatalf("result %+v", r)
+		}
+		if r := send(t, e, envelope("bob@example.test"))[0]; r.Delivered() {
+			t.Errorf("an untagged message went over the tagged message's session: %+v", r)
+		}
+		if n := len(mx.messages()); n != 1 {
+			t.Errorf("server got %d messages, want 1", n)
+		}
+	})
+}
+
+// TestREQUIRETLSBounce: a DSN about a REQUIRETLS message (null sender)
+// carries REQUIRETLS where the peer offers it, and is not refused for want
+// of it (RFC 8689 5); verified TLS is still needed.
+func TestREQUIRETLSBounce(t *testing.T) {
+	ca := newCA(t)
+	for _, offered := range []bool{true, false} {
+		e, mx := stsEnv(t, ca, ca.issue(t, "mx1.example.test"), enforceMX1, fakeMXConfig{requireTLS: offered})
+		en := envelope("bob@example.test")
+		en.MailFrom, en.RequireTLS = "", true
+		if r := send(t, e, en)[0]; !r.Delivered() {
+			t.Fatalf("REQUIRETLS offered %v: %+v", offered, r)
+		}
+		if m := mx.messages()[0]; m.MailOpts.RequireTLS != offered || m.TLS == nil {
+			t.Errorf("REQUIRETLS offered %v: sent with REQUIRETLS %v, TLS %v", offered, m.MailOpts.RequireTLS, m.TLS != nil)
+		}
+	}
+}

@@ -251,7 +251,10 @@ func (d *delivery) checkPeer(s *session) *failure {
 				text: fmt.Sprintf("REQUIRETLS: no verified TLS with %s (%s)", s.host, why),
 				err:  fmt.Errorf("mx: requiretls: %s: %s", s.host, why)}
 		}
-		if ok, _ := ext("REQUIRETLS"); !ok {
+		// RFC 8689 5: a bounce of a REQUIRETLS message (null sender)
+		// goes with REQUIRETLS where offered, and is not lost for want of
+		// it.
+		if ok, _ := ext("REQUIRETLS"); !ok && env.MailFrom != "" {
 			return &failure{enhanced: "5.7.30", remote: s.host, requireTLS: true,
 				text: fmt.Sprintf("REQUIRETLS support required, and %s does not offer it", s.host),
 				err:  fmt.Errorf("mx: requiretls: not offered by %s", s.host)}
@@ -417,8 +420,8 @@ func (d *delivery) mailCommand(s *session, bdat bool) string {
 		// body declared 8-bit is harmless.
 		b.WriteString(" BODY=8BITMIME")
 	}
-	if env.RequireTLS {
-		b.WriteString(" REQUIRETLS") // RFC 8689 4.1, offered (checkPeer)
+	if ok, _ := ext("REQUIRETLS"); ok && env.RequireTLS {
+		b.WriteString(" REQUIRETLS") // RFC 8689 4.1 (offered unless a bounce, checkPeer)
 	}
 	if d.needUTF8 {
 		b.WriteString(" SMTPUTF8") // RFC 6531 3.4, offered (checkPeer)
