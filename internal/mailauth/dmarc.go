@@ -3,6 +3,7 @@ package mailauth
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/net/idna"
 	"hash/fnv"
 	"io"
 	"mime"
@@ -81,6 +82,13 @@ func authorDomains(fields []field) ([]string, error) {
 	var ds []string
 	add := func(d string) {
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		// RFC 8616 6: a UTF-8 From domain (RFC 6532) is looked up, and
+		// aligned with DKIM's d= and SPF's domain, by its A-labels;
+		// otherwise DMARC would find no policy for it, or one of a name
+		// nobody owns. A name IDNA refuses is kept: its lookup fails.
+		if a, err := idna.Lookup.ToASCII(d); err == nil && a != "" {
+			d = a
+		}
 		if d != "" && !seen[d] {
 			seen[d] = true
 			ds = append(ds, d)

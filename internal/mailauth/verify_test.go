@@ -29,6 +29,7 @@ func worldWith(keys Keys) *fakeDNS {
 		"sender.test", "dk.test", "sp.test", "rj.test", "qu.test", "no.test", "rel.test", "strict.test",
 		"st2.test", "bounce.st2.test", "st3.test", "bounce.st3.test", "sub.test", "x.sub.test", "sub2.test", "y.sub2.test",
 		"pct.test", "nopolicy.test", "tmp1.test", "tmp2.test", "tmp4.test", "multi.test", "perm.test", "evil.test",
+		"xn--bcher-kva.test",
 	} {
 		f.txt[d] = spfPass
 		f.publish(d, keys)
@@ -37,6 +38,7 @@ func worldWith(keys Keys) *fakeDNS {
 	set := func(d, rec string) { f.txt["_dmarc."+d] = []string{rec} }
 	set("sender.test", "v=DMARC1; p=reject")
 	set("dk.test", "v=DMARC1; p=reject")
+	set("xn--bcher-kva.test", "v=DMARC1; p=reject")
 	set("sp.test", "v=DMARC1; p=reject")
 	set("rj.test", "v=DMARC1; p=reject")
 	set("qu.test", "v=DMARC1; p=quarantine")
@@ -250,6 +252,9 @@ func TestDMARC(t *testing.T) {
 		{"two records: none", "a@multi.test", "x@other.test", badIP, "", "none", Accept},
 		{"bad record: permerror", "a@perm.test", "x@other.test", badIP, "", "permerror", Accept},
 		{"upper-case From domain", "a@RJ.Test", "x@rj.test", goodIP, "", "pass", Accept},
+		// RFC 8616 6: a UTF-8 From domain is checked under its A-labels.
+		{"UTF-8 From domain", "a@bücher.test", "x@other.test", badIP, "", "fail", Reject},
+		{"UTF-8 From domain, aligned DKIM", "a@Bücher.test", "x@other.test", badIP, "xn--bcher-kva.test", "pass", Accept},
 		// Temporary errors never reject (RFC 7489 6.6.2).
 		{"temperror: policy lookup", "a@tmp1.test", "x@other.test", badIP, "", "temperror", Accept},
 		{"temperror: aligned DKIM key lookup", "a@tmp2.test", "x@other.test", badIP, "tmp2.test", "temperror", Accept},
