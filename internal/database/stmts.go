@@ -42,6 +42,16 @@ func (s *Stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// Close closes the statements; later calls prepare them again.
+func (s *Stmts) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.m {
+		st.Close()
+	}
+	s.m = map[string]*sql.Stmt{}
+}
+
 // DB runs queries on the database, outside any transaction.
 func (s *Stmts) DB() Querier { return cached{s: s} }
 

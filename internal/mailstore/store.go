@@ -41,7 +41,7 @@ type Store struct {
 	// beforeCommit, when set by a test, runs on the writer before each batch.
 	beforeCommit func()
 
-	stmts stmts
+	stmts *database.Stmts
 
 	ops      chan *op
 	stop     chan struct{}
@@ -71,7 +71,7 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 		return nil, err
 	}
 	s := &Store{db: db, blobs: bs, log: log, feed: newFeed(),
-		index: newIndex(defaultIndexMax), now: time.Now, stmts: stmts{db: db},
+		index: newIndex(defaultIndexMax), now: time.Now, stmts: database.NewStmts(db),
 		ops: make(chan *op, opQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	s.feed.index = s.index
 	go s.writer()
@@ -83,7 +83,7 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
-	s.stmts.close()
+	s.stmts.Close()
 	return nil
 }
 
@@ -204,7 +204,7 @@ func (s *Store) commit(batch []*op) {
 		finish(fmt.Errorf("mailstore: begin: %w", err))
 		return
 	}
-	tx := &wtx{tx: sqltx, c: &s.stmts, ctx: ctx}
+	tx := &wtx{q: s.stmts.Tx(sqltx), ctx: ctx}
 	// A batch of one needs no savepoint: its failure is the batch's.
 	single := len(batch) == 1
 	for _, o := range batch {
@@ -295,4 +295,4 @@ func origin(ctx context.Context) uint64 {
 }
 
 // reader runs cached prepared statements for read-only queries.
-func (s *Store) reader(ctx context.Context) dbQuerier { return dbQuerier{ctx: ctx, c: &s.stmts} }
+func (s *Store) reader(ctx context.Context) dbQuerier { return dbQuerier{ctx: ctx, q: s.stmts.DB()} }
