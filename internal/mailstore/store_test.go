@@ -436,3 +436,29 @@ func markDeleted(s *Store, mailbox int64, uid uint32) error {
 	_, _, err := s.SetFlags(context.Background(), mailbox, []uint32{uid}, FlagsAdd, Flags{System: Deleted}, 0)
 	return err
 }
+
+// TestOpenMessageBody: one query gives the same bytes as Message then
+// OpenBody, for a body in a file and one in the database, and a missing
+// UID is ErrNoMessage.
+func TestOpenMessageBody(t *testing.T) {
+	e := newEnv(t)
+	const a = "alice@example.test"
+	small := "Subject: small\r\n\r\ninline\r\n"
+	e.must(e.s.Deliver(e.ctx, NewMessage{Inline: []byte(small), Size: int64(len(small))}, []Delivery{{Account: a}}))
+	big := "Subject: file\r\n\r\n" + strings.Repeat("in a file\r\n", 10)
+	e.must(e.s.Deliver(e.ctx, e.body(big), []Delivery{{Account: a}}))
+	e.must(e.s.Deliver(e.ctx, NewMessage{Inline: []byte{}}, []Delivery{{Account: a}}))
+	in := e.mailbox(a, "INBOX")
+	for uid, want := range map[uint32]string{1: small, 2: big, 3: ""} {
+		b, err := e.s.OpenMessageBody(e.ctx, in.ID, uid)
+		e.must(err)
+		got, err := io.ReadAll(b)
+		b.Close()
+		if err != nil || string(got) != want {
+			t.Errorf("uid %d: %q %v, want %q", uid, got, err, want)
+		}
+	}
+	if _, err := e.s.OpenMessageBody(e.ctx, in.ID, 4); !errors.Is(err, ErrNoMessage) {
+		t.Errorf("missing uid: %v, want ErrNoMessage", err)
+	}
+}

@@ -26,9 +26,9 @@ type Store interface {
 	CreateMailbox(ctx context.Context, account, name, specialUse string) (mailstore.Mailbox, error)
 	// Messages lists a mailbox in UID order: the maildrop at login.
 	Messages(ctx context.Context, mailbox int64) ([]mailstore.MessageMeta, error)
-	Message(ctx context.Context, mailbox int64, uid uint32) (mailstore.Message, error)
-	// OpenBody opens a body: an *os.File for large ones, in memory for small.
-	OpenBody(ctx context.Context, ref mailstore.BodyRef) (mailstore.Body, error)
+	// OpenMessageBody opens a message's body: an *os.File for large ones,
+	// in memory for small.
+	OpenMessageBody(ctx context.Context, mailbox int64, uid uint32) (mailstore.Body, error)
 	SetFlags(ctx context.Context, mailbox int64, uids []uint32, op mailstore.FlagOp, f mailstore.Flags,
 		unchangedSince uint64) ([]mailstore.MessageMeta, []uint32, error)
 	// Expunge removes the given UIDs that carry \Deleted.
@@ -299,11 +299,7 @@ func (ss *session) top(cmd Command) error {
 func (ss *session) sendMessage(m *msg, status string, lines int) error {
 	ctx := ss.c.ctx
 	st := ss.s.o.Store
-	full, err := st.Message(ctx, ss.md.mailbox, m.uid)
-	if err != nil {
-		return err
-	}
-	body, err := st.OpenBody(ctx, full.Body)
+	body, err := st.OpenMessageBody(ctx, ss.md.mailbox, m.uid)
 	if err != nil {
 		return err
 	}

@@ -303,11 +303,11 @@ func (f failingStore) Messages(ctx context.Context, mailbox int64) ([]mailstore.
 	return f.Store.Messages(ctx, mailbox)
 }
 
-func (f failingStore) OpenBody(ctx context.Context, ref mailstore.BodyRef) (mailstore.Body, error) {
+func (f failingStore) OpenMessageBody(ctx context.Context, mailbox int64, uid uint32) (mailstore.Body, error) {
 	if f.openBody != nil {
 		f.openBody()
 	}
-	return f.Store.OpenBody(ctx, ref)
+	return f.Store.OpenMessageBody(ctx, mailbox, uid)
 }
 
 // TestStoreFailures: our own failures are [SYS/TEMP] without their text,
