@@ -185,7 +185,7 @@ func (ss *session) authFailed(user, mech string, err error) error {
 	defer cancel()
 	stop := context.AfterFunc(ss.s.ctx, cancel)
 	defer stop()
-	if err := ss.s.o.Guard.Sleep(ctx, delay); err != nil || ss.c.isStopping() {
+	if err := ss.s.o.Guard.Sleep(ctx, delay); err != nil || ss.c.Stopping() {
 		return &abortError{bye: "Server shutting down"}
 	}
 	if banned {

@@ -10,21 +10,16 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
-	"sync"
 	"time"
 
+	"posta/internal/conntrack"
 	"posta/internal/guard"
 	"posta/internal/imapwire"
 )
 
-// aLongTimeAgo is a deadline in the past: it makes a blocked Read return
-// at once (net/http does the same).
-var aLongTimeAgo = time.Unix(1, 0)
-
 // errStopping: Shutdown asked this session to end at a command boundary.
-var errStopping = errors.New("imap: server shutting down")
+var errStopping = conntrack.ErrStopping
 
 // hangupWriteTimeout bounds the write of a farewell line, so a peer that
 // does not read cannot hold a shutdown.
@@ -64,16 +59,16 @@ type conn struct {
 	// onLiteral is the session's continuation hook (set once the session exists).
 	onLiteral func(imapwire.LiteralInfo) error
 
-	mu          sync.Mutex
-	idle        bool // blocked reading the next command, or in IDLE
-	handshaking bool
-	stopping    bool // Shutdown asked for a goodbye at the next command boundary
+	// state: idle (blocked reading the next command, or in IDLE), in a
+	// handshake, or asked by Shutdown to say goodbye at the next command
+	// boundary. Its Goodbye is the conntrack.Conn method.
+	*conntrack.State
 }
 
 func newConn(s *Server, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{
-		s: s, raw: raw, ip: guard.AddrIP(raw.RemoteAddr()), ctx: ctx, cancel: cancel,
+		s: s, raw: raw, State: conntrack.NewState(raw), ip: guard.AddrIP(raw.RemoteAddr()), ctx: ctx, cancel: cancel,
 		id:           fmt.Sprintf("%s-%d", s.o.Listener.Name, s.nextID.Add(1)),
 		writeTimeout: s.lim.WriteTimeout, readTimeout: s.lim.LoginTimeout,
 	}
@@ -189,21 +184,12 @@ func (c *conn) refuse(err error) {
 // handshake runs a server TLS handshake over the raw connection and
 // switches the session's I/O to it.
 func (c *conn) handshake() error {
-	c.mu.Lock()
-	if c.stopping {
-		c.mu.Unlock()
-		return errStopping
-	}
-	c.handshaking = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.handshaking = false
-		c.mu.Unlock()
-	}()
 	tc := tls.Server(c.raw, c.s.tlsConfig)
-	c.raw.SetDeadline(time.Now().Add(c.s.lim.LoginTimeout))
-	if err := tc.HandshakeContext(c.ctx); err != nil {
+	err := c.Handshake(func() error {
+		c.raw.SetDeadline(time.Now().Add(c.s.lim.LoginTimeout))
+		return tc.HandshakeContext(c.ctx)
+	})
+	if err != nil {
 		return err
 	}
 	c.raw.SetDeadline(time.Time{})
@@ -243,51 +229,7 @@ func (c *conn) waitRead(flush bool, read func() error) error {
 			return err
 		}
 	}
-	c.mu.Lock()
-	if c.stopping {
-		c.mu.Unlock()
-		return errStopping
-	}
-	c.idle = true
-	// Set under the lock: a goodbye that follows sees idle and moves the
-	// deadline into the past; one that came first was seen above.
-	c.raw.SetReadDeadline(time.Now().Add(c.readTimeout))
-	c.mu.Unlock()
-
-	err := read()
-
-	c.mu.Lock()
-	c.idle = false
-	stopping := c.stopping
-	c.mu.Unlock()
-	if err != nil && stopping && errors.Is(err, os.ErrDeadlineExceeded) {
-		return errStopping
-	}
-	return err
-}
-
-func (c *conn) isIdle() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.idle
-}
-
-func (c *conn) isStopping() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopping
-}
-
-// Goodbye is Shutdown's request (conntrack.Conn): an idle session is woken
-// now (its read returns errStopping, and it says BYE itself); a busy one
-// finishes its command first; a handshake is aborted.
-func (c *conn) Goodbye() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stopping = true
-	if c.idle || c.handshaking {
-		c.raw.SetReadDeadline(aLongTimeAgo)
-	}
+	return c.WaitRead(c.readTimeout, read)
 }
 
 // Cut ends the connection at once, whatever it is doing (conntrack.Conn).

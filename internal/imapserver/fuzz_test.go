@@ -86,7 +86,7 @@ func (c *halfConn) Read(p []byte) (int, error) {
 
 func (c *halfConn) closeRead() {
 	c.eof.Store(true)
-	c.Conn.SetReadDeadline(aLongTimeAgo)
+	c.Conn.SetReadDeadline(time.Unix(1, 0)) // in the past: the blocked Read returns
 }
 
 func (*halfConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }

@@ -19,7 +19,7 @@ import (
 func (h *harness) stopping() bool {
 	cs := h.srv.conns.Conns()
 	for _, c := range cs {
-		if !c.(*conn).isStopping() {
+		if !c.(*conn).Stopping() {
 			return false
 		}
 	}

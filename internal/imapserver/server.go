@@ -221,7 +221,7 @@ func (s *Server) Panics() int64 { return s.panics.Load() }
 func (s *Server) Idle() int {
 	n := 0
 	for _, c := range s.conns.Conns() {
-		if c.(*conn).isIdle() {
+		if c.(*conn).Idle() {
 			n++
 		}
 	}

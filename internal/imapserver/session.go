@@ -83,7 +83,7 @@ func (ss *session) log(msg string, args ...any) {
 // connection.
 func (ss *session) run() {
 	c := ss.c
-	if c.isStopping() {
+	if c.Stopping() {
 		c.hangup("", "Server shutting down")
 		return
 	}

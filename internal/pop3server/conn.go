@@ -9,20 +9,16 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"posta/internal/conntrack"
 	"posta/internal/guard"
 )
 
-// aLongTimeAgo is a deadline in the past: it makes a blocked Read return
-// at once (net/http does the same).
-var aLongTimeAgo = time.Unix(1, 0)
-
 // errStopping: Shutdown asked this session to end at a command boundary.
-var errStopping = errors.New("pop3: server shutting down")
+var errStopping = conntrack.ErrStopping
 
 // hangupWriteTimeout bounds the write of a farewell line, so a peer that
 // does not read cannot hold a shutdown.
@@ -63,16 +59,16 @@ type conn struct {
 	// the last words of a session. Only the session goroutine uses it.
 	writeTimeout time.Duration
 
-	mu          sync.Mutex
-	idle        bool // blocked reading the next command
-	handshaking bool // implicit TLS or STLS handshake in progress
-	stopping    bool // Shutdown asked for a goodbye at the next command boundary
+	// state: idle (blocked reading the next command), in a handshake
+	// (implicit TLS or STLS), or asked by Shutdown to say goodbye at the
+	// next command boundary. Its Goodbye is the conntrack.Conn method.
+	*conntrack.State
 }
 
 func newConn(s *Server, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &conn{
-		s: s, raw: raw, nc: raw, ip: guard.AddrIP(raw.RemoteAddr()), start: time.Now(), ctx: ctx, cancel: cancel,
+		s: s, raw: raw, nc: raw, State: conntrack.NewState(raw), ip: guard.AddrIP(raw.RemoteAddr()), start: time.Now(), ctx: ctx, cancel: cancel,
 		id:           fmt.Sprintf("%s-%d", s.o.Listener.Name, s.nextID.Add(1)),
 		writeTimeout: s.lim.WriteTimeout,
 	}
@@ -146,21 +142,12 @@ func (c *conn) refuse(r *ReplyError) {
 // handshake runs a server TLS handshake over the raw connection and
 // switches the session's I/O to it.
 func (c *conn) handshake() error {
-	c.mu.Lock()
-	if c.stopping {
-		c.mu.Unlock()
-		return errStopping
-	}
-	c.handshaking = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.handshaking = false
-		c.mu.Unlock()
-	}()
 	tc := tls.Server(c.raw, c.s.tlsConfig)
-	c.raw.SetDeadline(time.Now().Add(c.s.lim.IdleTimeout))
-	if err := tc.HandshakeContext(c.ctx); err != nil {
+	err := c.Handshake(func() error {
+		c.raw.SetDeadline(time.Now().Add(c.s.lim.IdleTimeout))
+		return tc.HandshakeContext(c.ctx)
+	})
+	if err != nil {
 		return err
 	}
 	c.raw.SetDeadline(time.Time{})
@@ -183,25 +170,13 @@ func (c *conn) readLine(max int) ([]byte, error) {
 			return nil, err
 		}
 	}
-	c.mu.Lock()
-	if c.stopping {
-		c.mu.Unlock()
-		return nil, errStopping
-	}
-	c.idle = true
-	// Set under the lock: a goodbye that follows sees idle and moves the
-	// deadline into the past; one that came first was seen above.
-	c.raw.SetReadDeadline(time.Now().Add(c.s.lim.IdleTimeout))
-	c.mu.Unlock()
-
-	line, err := readLine(c.r, max, c.line)
-
-	c.mu.Lock()
-	c.idle = false
-	stopping := c.stopping
-	c.mu.Unlock()
-	if err != nil && stopping && errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, errStopping
+	var line []byte
+	err := c.WaitRead(c.s.lim.IdleTimeout, func() (err error) {
+		line, err = readLine(c.r, max, c.line)
+		return err
+	})
+	if errors.Is(err, errStopping) {
+		return nil, err
 	}
 	if line != nil {
 		c.line = line[:0]
@@ -209,29 +184,10 @@ func (c *conn) readLine(max int) ([]byte, error) {
 	return line, err
 }
 
-// Goodbye is Shutdown's request (conntrack.Conn): an idle session is woken
-// now (its read returns errStopping, and it says goodbye itself); a busy one
-// finishes its command and says goodbye at the next boundary; a handshake
-// is aborted.
-func (c *conn) Goodbye() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stopping = true
-	if c.idle || c.handshaking {
-		c.raw.SetReadDeadline(aLongTimeAgo)
-	}
-}
-
 // Cut ends the connection at once, whatever it is doing (conntrack.Conn).
 func (c *conn) Cut() {
 	c.raw.Close()
 	c.cancel()
-}
-
-func (c *conn) isIdle() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.idle
 }
 
 // writeLine writes one reply line (CRLF added). It is buffered: readLine

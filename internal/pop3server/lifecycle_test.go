@@ -164,11 +164,7 @@ func TestShutdownBusy(t *testing.T) {
 		done := shutdownAsync(h.srv["pop3s"], 10*time.Second)
 		waitFor(t, "shutdown to reach the session", func() bool {
 			for _, cn := range h.srv["pop3s"].conns.Conns() {
-				c := cn.(*conn)
-				c.mu.Lock()
-				s := c.stopping
-				c.mu.Unlock()
-				return s
+				return cn.(*conn).Stopping()
 			}
 			return false
 		})
