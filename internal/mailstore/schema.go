@@ -61,4 +61,8 @@ var migrations = []string{
 	);
 	INSERT INTO subscriptions (account, name) SELECT account, name FROM mailboxes WHERE subscribed <> 0;
 	ALTER TABLE mailboxes DROP COLUMN subscribed;`,
+	// EXPUNGE without UIDs looks for \Deleted messages (flag 8, Deleted
+	// in message.go): a partial index keeps that a lookup instead of a
+	// scan of the mailbox inside the single writer's transaction.
+	`CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE (flags & 8) <> 0;`,
 }

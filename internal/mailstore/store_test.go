@@ -462,3 +462,25 @@ func TestOpenMessageBody(t *testing.T) {
 		t.Errorf("missing uid: %v, want ErrNoMessage", err)
 	}
 }
+
+// TestDeletedIndexMatchesFlag: the partial index's constant is the Deleted
+// flag, and EXPUNGE's query uses that index rather than scanning.
+func TestDeletedIndexMatchesFlag(t *testing.T) {
+	if Deleted != 8 {
+		t.Fatalf("Deleted is %d; the messages_deleted index and remove's query say 8", Deleted)
+	}
+	e := newEnv(t)
+	rows, err := e.s.db.Query(`EXPLAIN QUERY PLAN SELECT uid FROM messages WHERE mailbox_id = ? AND (flags & 8) <> 0 ORDER BY uid`, 1)
+	e.must(err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		e.must(rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "messages_deleted") {
+		t.Fatalf("plan %q, want a search of messages_deleted", plan)
+	}
+}
