@@ -11,7 +11,7 @@ import (
 
 // layers: a package may import Posta packages of a lower layer only.
 var layers = map[string]int{
-	"config": 0, "conntrack": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0,
+	"config": 0, "conntrack": 0, "pipenet": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0,
 	"directory": 1, "mailstore": 1, "queue": 1, "files": 1, "mailauth": 1,
 	"delivery": 2, "queue/mx": 2,
 	"smtpserver": 3, "pop3server": 3, "imapserver": 3, "imapwire": 0, "ftpserver": 3, "sftpserver": 3,
@@ -26,6 +26,7 @@ var outside = map[string][]string{
 	"database":   {"modernc.org/sqlite"},
 	"blob":       {},
 	"conntrack":  {},
+	"pipenet":    {},
 	"guard":      {},
 	"sasl":       {"golang.org/x/text/"},
 	"tlsconf":    {},

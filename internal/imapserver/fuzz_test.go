@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,72 +22,9 @@ import (
 	"posta/internal/guard"
 	"posta/internal/imapwire"
 	"posta/internal/mailstore"
+	"posta/internal/pipenet"
 	"posta/internal/sasl"
 )
-
-// pipeListener serves in-memory connections that look like loopback TCP.
-// net.Pipe hands each Write to the server's Reads as it is, so a session
-// sees the same chunks every run (the fuzzer's coverage stays stable),
-// which a TCP socket would not promise.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 143} }
-
-// dial returns the client's end and its half-close: once called, the
-// server reads EOF (net.Pipe has no CloseWrite; its Write returns only when
-// the server has read everything, so nothing is lost).
-func (l *pipeListener) dial() (net.Conn, func()) {
-	server, client := net.Pipe()
-	hc := &halfConn{Conn: server}
-	l.conns <- hc
-	return client, hc.closeRead
-}
-
-// halfConn is the server's end of a pipe whose client can stop writing.
-type halfConn struct {
-	net.Conn
-	eof atomic.Bool
-}
-
-func (c *halfConn) Read(p []byte) (int, error) {
-	if c.eof.Load() {
-		return 0, io.EOF
-	}
-	n, err := c.Conn.Read(p)
-	if err != nil && c.eof.Load() {
-		return n, io.EOF // woken by closeRead's deadline
-	}
-	return n, err
-}
-
-func (c *halfConn) closeRead() {
-	c.eof.Store(true)
-	c.Conn.SetReadDeadline(time.Unix(1, 0)) // in the past: the blocked Read returns
-}
-
-func (*halfConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
 
 // fuzzDir answers password checks from testUsers without argon2id (a
 // fuzzer's wrong passwords would each cost one) and everything else from
@@ -328,7 +263,7 @@ type fuzzEnv struct {
 	db     *sql.DB
 	store  *mailstore.Store
 	srv    *Server
-	ln     *pipeListener
+	ln     *pipenet.Listener
 	logs   *logBuf
 	served chan error
 }
@@ -338,7 +273,7 @@ func newFuzzEnv(t *testing.T) *fuzzEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &fuzzEnv{ctx: context.Background(), ln: newPipeListener(), logs: &logBuf{}, served: make(chan error, 1)}
+	e := &fuzzEnv{ctx: context.Background(), ln: pipenet.Listen(143), logs: &logBuf{}, served: make(chan error, 1)}
 	if e.data, err = os.MkdirTemp(fuzzTempRoot(), "imapserver-fuzz-"); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +337,10 @@ func (e *fuzzEnv) close(t *testing.T) {
 func runFuzz(t *testing.T, preamble string, in []byte) {
 	e := newFuzzEnv(t)
 	defer e.close(t)
-	cc, closeWrite := e.ln.dial()
+	cc, closeWrite, err := e.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer cc.Close()
 	cc.SetDeadline(time.Now().Add(10 * time.Second))
 	type result struct {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"posta/internal/database"
 	"posta/internal/guard"
 	"posta/internal/mailstore"
+	"posta/internal/pipenet"
 )
 
 // rfcSeeds are the C: lines of the examples in RFC 1939 (sections 4-7 and
@@ -111,43 +110,6 @@ func FuzzStuffing(f *testing.F) {
 	})
 }
 
-// pipeListener serves in-memory connections that look like loopback TCP.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 110} }
-
-func (l *pipeListener) dial() net.Conn {
-	server, client := net.Pipe()
-	l.conns <- loopConn{server}
-	return client
-}
-
-type loopConn struct{ net.Conn }
-
-func (loopConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
-
 // FuzzSession drives whole sessions (plaintext logins allowed, a real mail
 // store) with arbitrary client bytes, each session starting logged out and
 // often logged in by the seed. It checks what must hold whatever the client
@@ -195,7 +157,7 @@ func FuzzSession(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ln := newPipeListener()
+	ln := pipenet.Listen(110)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	f.Cleanup(func() {
@@ -232,7 +194,10 @@ func FuzzSession(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		refill(t)
-		cc := ln.dial()
+		cc, _, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer cc.Close()
 		cc.SetDeadline(time.Now().Add(10 * time.Second))
 		out := make(chan []byte, 1)

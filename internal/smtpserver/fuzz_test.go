@@ -5,52 +5,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"posta/internal/config"
 	"posta/internal/guard"
+	"posta/internal/pipenet"
 )
-
-// pipeListener serves in-memory connections that look like loopback TCP.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
-
-func (l *pipeListener) dial() net.Conn {
-	server, client := net.Pipe()
-	l.conns <- loopConn{server}
-	return client
-}
-
-type loopConn struct{ net.Conn }
-
-func (loopConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
 
 // replyLine is what every line the server writes must look like. A bare CR
 // may appear: go-smtp echoes an unknown verb (its first four bytes) verbatim
@@ -102,7 +64,7 @@ func FuzzSession(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ln := newPipeListener()
+	ln := pipenet.Listen(25)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	f.Cleanup(func() {
@@ -118,7 +80,10 @@ func FuzzSession(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		before := len(del.messages())
-		cc := ln.dial()
+		cc, _, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer cc.Close()
 		cc.SetDeadline(time.Now().Add(10 * time.Second))
 		out := make(chan []byte, 1)
