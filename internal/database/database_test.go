@@ -3,7 +3,9 @@ package database
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestMigrateIsIncrementalAndPersistent(t *testing.T) {
@@ -46,5 +48,38 @@ func TestMigrateIsIncrementalAndPersistent(t *testing.T) {
 	var sync int
 	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("synchronous = %d (want 2, FULL), %v", sync, err)
+	}
+}
+
+// TestIdleConnectionsKept: readers running side by side find idle
+// connections to reuse instead of each query opening a SQLite connection
+// (pragmas, schema, statements) that is then closed: database/sql's
+// default keeps only two.
+func TestIdleConnectionsKept(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const readers = 8
+	for round := range 20 {
+		var wg sync.WaitGroup
+		for range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rows, err := db.Query(`SELECT 1`)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Millisecond) // hold the connection, so the readers overlap
+				rows.Close()
+			}()
+		}
+		wg.Wait()
+		if s := db.Stats(); s.MaxIdleClosed > 0 {
+			t.Fatalf("round %d: %d connections closed for want of idle room (open %d)", round, s.MaxIdleClosed, s.OpenConnections)
+		}
 	}
 }
