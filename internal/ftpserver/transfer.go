@@ -163,8 +163,11 @@ func (ss *session) finishJob(x *transfer, j job, d dataSetup, err error) {
 	if d.pasv != nil {
 		d.pasv.Close()
 	}
-	if err != nil && x.aborted.Load() {
-		err = errAborted // RFC 959 4.1.3: ABOR's transfer ends with 426
+	// RFC 959 4.1.3: ABOR's transfer ends with 426. An aborted upload is
+	// never committed even when its read ended cleanly: the shutdown that
+	// wakes a blocked read (abort) looks just like the client's EOF.
+	if x.aborted.Load() && (err != nil || j.upload != nil) {
+		err = errAborted
 	}
 	if j.finish != nil {
 		err = j.finish(err)
