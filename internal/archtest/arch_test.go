@@ -32,7 +32,7 @@ var outside = map[string][]string{
 	"tlsconf":    {},
 	"message":    {"github.com/emersion/go-message", "golang.org/x/text/"},
 	"directory":  {"golang.org/x/crypto/argon2"},
-	"mailauth":   {"github.com/emersion/go-msgauth", "blitiri.com.ar/go/spf", "golang.org/x/net/idna"},
+	"mailauth":   {"github.com/emersion/go-msgauth", "blitiri.com.ar/go/spf", "golang.org/x/net/idna", "golang.org/x/net/publicsuffix"},
 	"mailstore":  {},
 	"imapwire":   {},
 	"pop3server": {},

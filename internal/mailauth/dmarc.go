@@ -3,7 +3,6 @@ package mailauth
 import (
 	"errors"
 	"fmt"
-	"golang.org/x/net/idna"
 	"hash/fnv"
 	"io"
 	"mime"
@@ -13,6 +12,8 @@ import (
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
 )
 
 // dmarcOutcome is the DMARC result for one RFC5322.From domain.
@@ -36,16 +37,18 @@ func (o dmarcOutcome) authres() authres.Result {
 }
 
 // orgDomain is RFC 7489 3.2's Organizational Domain, by v.OrgDomain or,
-// without one, by the last two labels (see Verifier.OrgDomain).
+// without one, by the public suffix list: the public suffix matching the
+// most labels plus one more label. A name that is itself a public suffix
+// (or not a valid name) is its own Organizational Domain.
 func (v *Verifier) orgDomain(d string) string {
 	if v.OrgDomain != nil {
 		return strings.ToLower(strings.TrimSuffix(v.OrgDomain(d), "."))
 	}
-	labels := strings.Split(d, ".")
-	if len(labels) <= 2 {
+	org, err := publicsuffix.EffectiveTLDPlusOne(d)
+	if err != nil {
 		return d
 	}
-	return strings.Join(labels[len(labels)-2:], ".")
+	return org
 }
 
 // aligned is RFC 7489 3.1.1/3.1.2: strict mode wants the same name, relaxed

@@ -81,12 +81,10 @@ type Verifier struct {
 	// Resolver answers DNS queries; nil means net.DefaultResolver.
 	Resolver Resolver
 	// OrgDomain gives a domain's Organizational Domain (RFC 7489 3.2), for
-	// policy discovery and relaxed alignment. Nil means the rule without a
-	// public suffix list: the last two labels ("a.b.example.com" ->
-	// "example.com"). That rule is wrong under multi-label public suffixes:
-	// for "shop.example.co.uk" it gives "co.uk", so relaxed alignment
-	// would let any *.co.uk signer align with any other. Plug a public
-	// suffix list in here where that matters.
+	// policy discovery and relaxed alignment. Nil means the public suffix
+	// list compiled into golang.org/x/net/publicsuffix (ICANN and private
+	// sections), so "shop.example.co.uk" belongs to "example.co.uk", not
+	// to "co.uk".
 	OrgDomain func(domain string) string
 	// Timeout bounds the DNS work of one Check; zero means 30 seconds.
 	Timeout time.Duration

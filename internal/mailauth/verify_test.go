@@ -29,7 +29,7 @@ func worldWith(keys Keys) *fakeDNS {
 		"sender.test", "dk.test", "sp.test", "rj.test", "qu.test", "no.test", "rel.test", "strict.test",
 		"st2.test", "bounce.st2.test", "st3.test", "bounce.st3.test", "sub.test", "x.sub.test", "sub2.test", "y.sub2.test",
 		"pct.test", "nopolicy.test", "tmp1.test", "tmp2.test", "tmp4.test", "multi.test", "perm.test", "evil.test",
-		"xn--bcher-kva.test",
+		"xn--bcher-kva.test", "example.co.uk", "other.co.uk",
 	} {
 		f.txt[d] = spfPass
 		f.publish(d, keys)
@@ -56,6 +56,7 @@ func worldWith(keys Keys) *fakeDNS {
 	set("tmp3.test", "v=DMARC1; p=reject")
 	set("tmp4.test", "v=DMARC1; p=reject")
 	set("perm.test", "v=DMARC1; p=bogus")
+	set("example.co.uk", "v=DMARC1; p=reject")
 	f.txt["_dmarc.multi.test"] = []string{"v=DMARC1; p=reject", "v=DMARC1; p=none"}
 	f.txt["_dmarc.evil.test"] = []string{"v=DMARC1; p=none"}
 	f.txt["tmp3.test"] = spfPass
@@ -255,6 +256,12 @@ func TestDMARC(t *testing.T) {
 		// RFC 8616 6: a UTF-8 From domain is checked under its A-labels.
 		{"UTF-8 From domain", "a@bücher.test", "x@other.test", badIP, "", "fail", Reject},
 		{"UTF-8 From domain, aligned DKIM", "a@Bücher.test", "x@other.test", badIP, "xn--bcher-kva.test", "pass", Accept},
+		// RFC 7489 3.2: the Organizational Domain comes from the public
+		// suffix list; co.uk is a suffix, so shop.example.co.uk's is
+		// example.co.uk (its policy applies, its signature aligns) and
+		// another co.uk domain's signature does not align.
+		{"org domain under a two-label suffix", "a@shop.example.co.uk", "x@other.test", badIP, "example.co.uk", "pass", Accept},
+		{"no alignment across a public suffix", "a@shop.example.co.uk", "x@other.test", badIP, "other.co.uk", "fail", Reject},
 		// Temporary errors never reject (RFC 7489 6.6.2).
 		{"temperror: policy lookup", "a@tmp1.test", "x@other.test", badIP, "", "temperror", Accept},
 		{"temperror: aligned DKIM key lookup", "a@tmp2.test", "x@other.test", badIP, "tmp2.test", "temperror", Accept},
