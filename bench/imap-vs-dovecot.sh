@@ -22,7 +22,8 @@
 #       changes too, as in Posta, which commits every change durably)
 #       (optimized)
 #   -o  run one server only (the other's figures and the ratios are left out)
-#   KEEP=1 in the environment keeps the temporary directory.
+#   KEEP=1 in the environment keeps the temporary directory; CPUPROFILE=FILE
+#   has Posta write a Go CPU profile of its last start (the load runs) there.
 #
 # Small run: bench/imap-vs-dovecot.sh -n 2000 -m 300 -d 5 -s 3 -i 200 -u 10 -k 20
 #
@@ -151,7 +152,7 @@ L="$T/imapload"
 
 PPORT="" DPORT="" MASTER=""
 start_posta() {
-  "$T/posta" serve --config "$T/posta.toml" > "$T/posta.out" 2>> "$T/posta.log" &
+  "$T/posta" serve --config "$T/posta.toml" ${CPUPROFILE:+--cpuprofile "$CPUPROFILE"} > "$T/posta.out" 2>> "$T/posta.log" &
   POSTA_PID=$!
   wait_port "$PPORT"
   grep -q "imap " "$T/posta.out" || { echo "Posta lists no imap listener:" >&2; cat "$T/posta.out" >&2; exit 1; }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ import (
 
 func newServeCmd(g *globals) *cobra.Command {
 	var offset int
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server (works with no configuration)",
@@ -37,10 +40,20 @@ need root; --port-offset 10000 moves every port up (SMTP on 10025, IMAP on
 					return fmt.Errorf("--port-offset: %w", err)
 				}
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return serve(cmd.Context(), g, cfg)
 		},
 	}
 	cmd.Flags().IntVar(&offset, "port-offset", 0, "add N to every port (10000: SMTP on 10025, IMAP on 10143, ...)")
+	// For the bench scripts: where the time goes under their load.
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile to FILE until shutdown")
+	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -137,4 +150,20 @@ func shellQuote(s string) string {
 		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
 	return s
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

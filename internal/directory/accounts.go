@@ -179,7 +179,7 @@ func (d *Directory) Account(ctx context.Context, address string) (Account, error
 	if err != nil {
 		return Account{}, err
 	}
-	acc, err := scanAccount(d.db.QueryRowContext(ctx, `SELECT `+accountColumns+`
+	acc, err := scanAccount(d.hot.QueryRowContext(ctx, `SELECT `+accountColumns+`
 		FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.address = ?`, a.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("%w: %s", ErrNoSuchAccount, a)
@@ -230,7 +230,7 @@ func (d *Directory) VerifyPassword(ctx context.Context, username, password strin
 	hash := ""
 	a, perr := ParseAddress(username)
 	if perr == nil {
-		err := d.db.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE address = ?`, a.String()).Scan(&hash)
+		err := d.hot.QueryRowContext(ctx, `SELECT password_hash FROM accounts WHERE address = ?`, a.String()).Scan(&hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return "", fmt.Errorf("directory: verify: %w", err)
 		}
@@ -262,7 +262,7 @@ func (d *Directory) SCRAMSHA256(ctx context.Context, username string) (string, s
 	if err != nil {
 		return "", k, fmt.Errorf("directory: %w", sasl.ErrInvalidCredentials)
 	}
-	err = d.db.QueryRowContext(ctx, `SELECT scram_salt, scram_iter, scram_stored, scram_server FROM accounts
+	err = d.hot.QueryRowContext(ctx, `SELECT scram_salt, scram_iter, scram_stored, scram_server FROM accounts
 		WHERE address = ?`, a.String()).Scan(&k.Salt, &k.Iterations, &k.StoredKey, &k.ServerKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", k, fmt.Errorf("directory: %w", sasl.ErrInvalidCredentials)

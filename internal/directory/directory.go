@@ -38,6 +38,9 @@ const MinPasswordLen = 8
 // Directory reads and writes the directory tables of posta.db.
 type Directory struct {
 	db *sql.DB
+	// hot runs the read queries of every login, RCPT and APPEND through
+	// statements prepared once (database.Stmts).
+	hot database.Querier
 	// hashSlots bounds concurrent argon2id computations: each takes 19 MiB,
 	// and a burst of logins must not take the machine's memory.
 	hashSlots chan struct{}
@@ -79,7 +82,7 @@ func Open(ctx context.Context, db *sql.DB) (*Directory, error) {
 	if err := database.Migrate(ctx, db, "directory", migrations); err != nil {
 		return nil, err
 	}
-	return &Directory{db: db, hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), now: time.Now}, nil
+	return &Directory{db: db, hot: database.NewStmts(db).DB(), hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), now: time.Now}, nil
 }
 
 // Domain is one local domain.

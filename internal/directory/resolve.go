@@ -35,7 +35,7 @@ func (d *Directory) Resolve(ctx context.Context, address string) ([]Recipient, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := domainID(ctx, d.db, a.Domain); errors.Is(err, ErrUnknownDomain) {
+	if _, err := domainID(ctx, d.hot, a.Domain); errors.Is(err, ErrUnknownDomain) {
 		return nil, fmt.Errorf("%w: %s", ErrNotLocal, a.Domain)
 	} else if err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func (r *resolver) expand(a Address, depth int) error {
 
 // exact handles an address that is an account or an alias as written.
 func (r *resolver) exact(addr, detail string, depth int) (bool, error) {
-	acc, err := accountExists(r.ctx, r.d.db, addr)
+	acc, err := accountExists(r.ctx, r.d.hot, addr)
 	if err != nil {
 		return false, err
 	}
@@ -129,7 +129,7 @@ func (r *resolver) targets(targets []string, depth int) error {
 }
 
 func (d *Directory) aliasTargets(ctx context.Context, addr string) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT target FROM aliases WHERE address = ? ORDER BY id`, addr)
+	rows, err := d.hot.QueryContext(ctx, `SELECT target FROM aliases WHERE address = ? ORDER BY id`, addr)
 	if err != nil {
 		return nil, fmt.Errorf("directory: alias %s: %w", addr, err)
 	}

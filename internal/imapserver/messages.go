@@ -9,35 +9,20 @@ import (
 	"posta/internal/mailstore"
 )
 
-// bulkMetas is how many messages make one listing of the whole mailbox
-// cheaper than a lookup per message.
+// bulkMetas is how many messages make reading their rows a range at a time
+// cheaper than one query each.
 const bulkMetas = 64
 
 // metas returns the current metadata of uids (ascending); expunged ones are
 // missing from the map.
 func (ss *session) metas(uids []uint32) (map[uint32]mailstore.MessageMeta, error) {
-	out := make(map[uint32]mailstore.MessageMeta, len(uids))
-	if len(uids) > bulkMetas {
-		all, err := ss.s.o.Store.Messages(ss.c.ctx, ss.mb.id)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range all {
-			if _, ok := slices.BinarySearch(uids, m.UID); ok {
-				out[m.UID] = m
-			}
-		}
-		return out, nil
+	list, err := ss.s.o.Store.Metas(ss.c.ctx, ss.mb.id, uids)
+	if err != nil {
+		return nil, err
 	}
-	for _, u := range uids {
-		m, err := ss.s.o.Store.Message(ss.c.ctx, ss.mb.id, u)
-		if errors.Is(err, mailstore.ErrNoMessage) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out[u] = m.MessageMeta
+	out := make(map[uint32]mailstore.MessageMeta, len(list))
+	for _, m := range list {
+		out[m.UID] = m
 	}
 	return out, nil
 }

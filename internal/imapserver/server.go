@@ -93,6 +93,7 @@ type Store interface {
 	SetSubscribed(ctx context.Context, account, name string, on bool) error
 	Subscriptions(ctx context.Context, account string) ([]string, error)
 	Messages(ctx context.Context, mailbox int64) ([]mailstore.MessageMeta, error)
+	Metas(ctx context.Context, mailbox int64, uids []uint32) ([]mailstore.MessageMeta, error)
 	MessageRange(ctx context.Context, mailbox int64, first, last uint32) ([]mailstore.Message, error)
 	Changes(ctx context.Context, mailbox int64, since uint64) ([]mailstore.MessageMeta, []uint32, error)
 	Append(ctx context.Context, account, mailbox string, msgs ...mailstore.NewMessage) (mailstore.AppendResult, error)

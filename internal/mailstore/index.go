@@ -1,6 +1,7 @@
 package mailstore
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 )
@@ -46,6 +47,28 @@ func (x *index) get(mailbox int64) ([]MessageMeta, bool) {
 	x.tick++
 	e.used = x.tick
 	return slices.Clone(e.metas), true
+}
+
+// lookup returns the metadata of the given UIDs of a cached mailbox, in
+// the order given, leaving out those it does not hold; false when the
+// mailbox is not cached. It copies only what it returns.
+func (x *index) lookup(mailbox int64, uids []uint32) ([]MessageMeta, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	e := x.boxes[mailbox]
+	if e == nil {
+		return nil, false
+	}
+	x.tick++
+	e.used = x.tick
+	out := make([]MessageMeta, 0, len(uids))
+	for _, u := range uids {
+		i, ok := slices.BinarySearchFunc(e.metas, u, func(m MessageMeta, u uint32) int { return cmp.Compare(m.UID, u) })
+		if ok {
+			out = append(out, e.metas[i])
+		}
+	}
+	return out, true
 }
 
 // generation is read before a listing is loaded and handed to put.

@@ -88,3 +88,59 @@ func TestIndexEvicts(t *testing.T) {
 		t.Fatal("stale listing installed")
 	}
 }
+
+// TestMetas: the index, point queries and a whole listing give the same
+// metadata for a set of UIDs, without the expunged or unknown ones.
+func TestMetas(t *testing.T) {
+	e := newEnv(t)
+	const a = "alice@example.test"
+	e.must(e.s.EnsureAccount(e.ctx, a))
+	inbox := e.mailbox(a, "INBOX")
+	for range 100 {
+		_, err := e.s.Append(e.ctx, a, "INBOX", e.body("Subject: x\r\n\r\nhi\r\n"))
+		e.must(err)
+	}
+	_, _, err := e.s.SetFlags(e.ctx, inbox.ID, []uint32{3, 5, 80}, FlagsAdd, Flags{System: Seen, Keywords: []string{"k"}}, 0)
+	e.must(err)
+	_, _, err = e.s.SetFlags(e.ctx, inbox.ID, []uint32{4, 90}, FlagsAdd, Flags{System: Deleted}, 0)
+	e.must(err)
+	_, err = e.s.Expunge(e.ctx, inbox.ID, []uint32{4, 90})
+	e.must(err)
+	fresh, err := e.s.listMessages(e.ctx, inbox.ID)
+	e.must(err)
+	byUID := map[uint32]MessageMeta{}
+	for _, m := range fresh {
+		byUID[m.UID] = m
+	}
+	for _, uids := range [][]uint32{
+		{1, 3, 4, 5, 500},          // few: point queries without the index
+		seqUIDs(1, 99),             // many: one listing
+		{2, 1000, 90, 80, 3, 4, 5}, // unsorted, unknown and expunged
+	} {
+		var want []MessageMeta
+		for _, u := range uids {
+			if m, ok := byUID[u]; ok {
+				want = append(want, m)
+			}
+		}
+		e.s.index.drop(inbox.ID)
+		cold, err := e.s.Metas(e.ctx, inbox.ID, uids)
+		e.must(err)
+		if _, err := e.s.Messages(e.ctx, inbox.ID); err != nil { // fills the index
+			t.Fatal(err)
+		}
+		warm, err := e.s.Metas(e.ctx, inbox.ID, uids)
+		e.must(err)
+		if !reflect.DeepEqual(cold, want) || !reflect.DeepEqual(warm, want) {
+			t.Fatalf("Metas(%v):\nwithout index %v\nwith index    %v\nwant          %v", uids, cold, warm, want)
+		}
+	}
+}
+
+func seqUIDs(first, last uint32) []uint32 {
+	var out []uint32
+	for u := first; u <= last; u++ {
+		out = append(out, u)
+	}
+	return out
+}

@@ -1,10 +1,12 @@
 package mailstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -262,6 +264,46 @@ func (s *Store) listMessages(ctx context.Context, mailbox int64) ([]MessageMeta,
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// bulkMetas is how many UIDs make one listing of the whole mailbox cheaper
+// than a point query each, when the mailbox is not in the index.
+const bulkMetas = 64
+
+// Metas returns the metadata of the messages with the given UIDs, in the
+// order given, leaving out those that do not exist (expunged): from the
+// index when the mailbox is in it (IMAP FETCH and STORE of a few messages
+// then cost no query), else by point queries, or one listing for many.
+func (s *Store) Metas(ctx context.Context, mailbox int64, uids []uint32) ([]MessageMeta, error) {
+	if out, ok := s.index.lookup(mailbox, uids); ok {
+		return out, nil
+	}
+	if len(uids) > bulkMetas {
+		all, err := s.Messages(ctx, mailbox)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]MessageMeta, 0, len(uids))
+		for _, u := range uids {
+			if i, ok := slices.BinarySearchFunc(all, u, func(m MessageMeta, u uint32) int { return cmp.Compare(m.UID, u) }); ok {
+				out = append(out, all[i])
+			}
+		}
+		return out, nil
+	}
+	out := make([]MessageMeta, 0, len(uids))
+	q := s.reader(ctx)
+	for _, u := range uids {
+		m, err := scanMeta(q.QueryRow(`SELECT `+metaColumns+` FROM messages WHERE mailbox_id = ? AND uid = ?`, mailbox, u))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mailstore: message metadata: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // MessageRange returns the messages with UIDs from first to last (inclusive),
