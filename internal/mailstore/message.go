@@ -494,6 +494,24 @@ func (s *Store) Expunge(ctx context.Context, mailbox int64, uids []uint32) ([]ui
 	return expunged, err
 }
 
+// Remove expunges exactly the given messages, whatever their flags, in one
+// change: POP3's UPDATE state (RFC 1939 6) deletes what the session marked,
+// and a crash leaves either all of them or none, never messages that are
+// only flagged \Deleted. Unknown UIDs are skipped; the removed ones are
+// returned.
+func (s *Store) Remove(ctx context.Context, mailbox int64, uids []uint32) ([]uint32, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var removed []uint32
+	err := s.write(ctx, nil, func(tx *wtx, o *op) error {
+		var err error
+		removed, err = s.remove(tx, o, mailbox, uids, false)
+		return err
+	})
+	return removed, err
+}
+
 // remove deletes messages from a mailbox (only \Deleted ones if
 // onlyDeleted), writes tombstones, fixes counters and schedules body removal.
 func (s *Store) remove(tx *wtx, o *op, mailbox int64, uids []uint32, onlyDeleted bool) ([]uint32, error) {

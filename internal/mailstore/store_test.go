@@ -484,3 +484,47 @@ func TestDeletedIndexMatchesFlag(t *testing.T) {
 		t.Fatalf("plan %q, want a search of messages_deleted", plan)
 	}
 }
+
+// TestRemove: Remove expunges exactly the UIDs given, flagged \Deleted or
+// not, in one change with tombstones, and fixes the counters.
+func TestRemove(t *testing.T) {
+	e := newEnv(t)
+	const a = "alice@example.test"
+	e.must(e.s.EnsureAccount(e.ctx, a))
+	for i := range 4 {
+		m := e.body(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))
+		_, err := e.s.Append(e.ctx, a, "INBOX", m)
+		e.must(err)
+	}
+	in := e.mailbox(a, "INBOX")
+	_, _, err := e.s.SetFlags(e.ctx, in.ID, []uint32{2}, FlagsAdd, Flags{System: Deleted}, 0)
+	e.must(err)
+	sub := e.s.Subscribe(a)
+	defer sub.Close()
+	got, err := e.s.Remove(e.ctx, in.ID, []uint32{3, 1, 77})
+	e.must(err)
+	if !reflect.DeepEqual(got, []uint32{1, 3}) {
+		t.Fatalf("removed %v, want [1 3]", got)
+	}
+	msgs, err := e.s.Messages(e.ctx, in.ID)
+	e.must(err)
+	if len(msgs) != 2 || msgs[0].UID != 2 || msgs[1].UID != 4 {
+		t.Fatalf("left %+v, want UIDs 2 and 4 (2 still \\Deleted)", msgs)
+	}
+	after := e.mailbox(a, "INBOX")
+	if after.Messages != 2 || after.Size != msgs[0].Size+msgs[1].Size || after.Unseen != 2 {
+		t.Fatalf("counters %+v", after)
+	}
+	if u, _ := e.s.Usage(e.ctx, a); u != after.Size {
+		t.Fatalf("usage %d, want %d", u, after.Size)
+	}
+	changes, _ := sub.Take()
+	if len(changes) != 1 || changes[0].Kind != Expunged || !reflect.DeepEqual(changes[0].UIDs, []uint32{1, 3}) {
+		t.Fatalf("feed %+v, want one expunge of 1 and 3", changes)
+	}
+	_, gone, err := e.s.Changes(e.ctx, in.ID, in.HighestModSeq)
+	e.must(err)
+	if !reflect.DeepEqual(gone, []uint32{1, 3}) {
+		t.Fatalf("tombstones %v", gone)
+	}
+}

@@ -31,8 +31,8 @@ type Store interface {
 	OpenMessageBody(ctx context.Context, mailbox int64, uid uint32) (mailstore.Body, error)
 	SetFlags(ctx context.Context, mailbox int64, uids []uint32, op mailstore.FlagOp, f mailstore.Flags,
 		unchangedSince uint64) ([]mailstore.MessageMeta, []uint32, error)
-	// Expunge removes the given UIDs that carry \Deleted.
-	Expunge(ctx context.Context, mailbox int64, uids []uint32) ([]uint32, error)
+	// Remove expunges exactly the given UIDs, in one change.
+	Remove(ctx context.Context, mailbox int64, uids []uint32) ([]uint32, error)
 	Move(ctx context.Context, from int64, uids []uint32, to int64) (mailstore.AppendResult, []uint32, error)
 }
 
@@ -153,15 +153,10 @@ func (md *maildrop) expire(ctx context.Context, st Store, metas []mailstore.Mess
 	return keep, nil
 }
 
-// expungeUIDs removes exactly these messages from the shared store. The
-// store expunges only messages flagged \Deleted, so they are flagged first:
-// two changes, each atomic. Between them an IMAP client may clear the flag
-// (then that message stays) or expunge it itself (then it is gone anyway).
+// expungeUIDs removes exactly these messages from the shared store, all in
+// one change (IMAP sessions see them expunged together).
 func expungeUIDs(ctx context.Context, st Store, mailbox int64, uids []uint32) error {
-	if _, _, err := st.SetFlags(ctx, mailbox, uids, mailstore.FlagsAdd, mailstore.Flags{System: mailstore.Deleted}, 0); err != nil {
-		return err
-	}
-	_, err := st.Expunge(ctx, mailbox, uids)
+	_, err := st.Remove(ctx, mailbox, uids)
 	return err
 }
 

@@ -289,11 +289,11 @@ type failingStore struct {
 	openBody func()
 }
 
-func (f failingStore) Expunge(ctx context.Context, mailbox int64, uids []uint32) ([]uint32, error) {
+func (f failingStore) Remove(ctx context.Context, mailbox int64, uids []uint32) ([]uint32, error) {
 	if f.expunge != nil {
 		return nil, f.expunge
 	}
-	return f.Store.Expunge(ctx, mailbox, uids)
+	return f.Store.Remove(ctx, mailbox, uids)
 }
 
 func (f failingStore) Messages(ctx context.Context, mailbox int64) ([]mailstore.MessageMeta, error) {
