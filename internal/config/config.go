@@ -29,6 +29,8 @@ type Config struct {
 
 	Queue Queue `toml:"queue" comment:"Outbound mail: delivery to other domains' servers, retries and bounces."`
 
+	Mailstore Mailstore `toml:"mailstore" comment:"The mail store shared by SMTP, POP3 and IMAP."`
+
 	SMTP SMTP `toml:"smtp" comment:"Mail in (MX, port 25) and out from your users (submission 587 with STARTTLS, 465 with implicit TLS).\nA port set to 0 turns that one listener off."`
 	POP3 POP3 `toml:"pop3" comment:"Mail download (RFC 1939). Port 0 turns a listener off; enabled = false turns the protocol off."`
 	IMAP IMAP `toml:"imap" comment:"Mail kept on the server in folders (RFC 9051 and RFC 3501)."`
@@ -69,6 +71,11 @@ type Guard struct {
 // Shutdown settings.
 type Shutdown struct {
 	Grace Duration `toml:"grace" comment:"On SIGINT/SIGTERM: how long busy sessions may take to finish before they are cut."`
+}
+
+// Mailstore settings.
+type Mailstore struct {
+	FlagSyncDelay Duration `toml:"flag_sync_delay" comment:"How long a change of flags only (read, flagged, deleted marks) may wait for its fsync; a power\nfailure can lose that window's flag changes, never a message, expunge or folder (Dovecot's default\nnever bounds it). 0 syncs every flag change before replying (IMAP load ~25% slower)."`
 }
 
 // Queue settings.
@@ -221,8 +228,9 @@ func Default() *Config {
 			BanWindow:     Duration(10 * 60 * 1e9),
 			BanDuration:   Duration(30 * 60 * 1e9),
 		},
-		Shutdown: Shutdown{Grace: Duration(10 * 1e9)},
-		Queue:    Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4, RemotePort: 25},
+		Shutdown:  Shutdown{Grace: Duration(10 * 1e9)},
+		Mailstore: Mailstore{FlagSyncDelay: Duration(200 * 1e6)},
+		Queue:     Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4, RemotePort: 25},
 		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true, CheckInbound: true,
 			Limits: SMTPLimits{
 				MaxMessageSize: 50 << 20,

@@ -69,6 +69,9 @@ func (c *Config) Validate() error {
 		bad("guard.max_conns_per_ip", "%d is more than guard.max_conns %d", g.MaxConnsPerIP, g.MaxConns)
 	}
 	positiveD("shutdown.grace", c.Shutdown.Grace)
+	if d := c.Mailstore.FlagSyncDelay.D(); d < 0 || d > 10*time.Second {
+		bad("mailstore.flag_sync_delay", "%s is out of range 0-10s", d)
+	}
 	positiveD("queue.max_age", c.Queue.MaxAge)
 	positiveD("queue.delay_notice", c.Queue.DelayNotice)
 	positive("queue.workers", c.Queue.Workers)

@@ -394,7 +394,7 @@ const (
 // alone and returned in modified. updated holds every message whose flags
 // actually changed, with its new MODSEQ.
 func (s *Store) SetFlags(ctx context.Context, mailbox int64, uids []uint32, fop FlagOp, f Flags, unchangedSince uint64) (updated []MessageMeta, modified []uint32, err error) {
-	err = s.write(ctx, nil, func(tx *wtx, o *op) error {
+	err = s.writeFlags(ctx, func(tx *wtx, o *op) error {
 		updated, modified = nil, nil
 		var account string
 		if err := tx.QueryRow(`SELECT account FROM mailboxes WHERE id = ?`, mailbox).Scan(&account); err != nil {

@@ -65,4 +65,11 @@ var migrations = []string{
 	// in message.go): a partial index keeps that a lookup instead of a
 	// scan of the mailbox inside the single writer's transaction.
 	`CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE (flags & 8) <> 0;`,
+	// running is 1 while a store has the database open and 0 after a clean
+	// Close: found at 1, the last run may have lost deferred flag changes
+	// (flagsync.go).
+	`CREATE TABLE mailstore_state (
+		name  TEXT PRIMARY KEY,
+		value INTEGER NOT NULL
+	);`,
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,14 @@ type Store struct {
 
 	stmts *database.Stmts
 
+	// The writer's own connection, whose synchronous mode it switches
+	// (flagsync.go), and the WAL file it syncs after deferred commits.
+	wconn     *sql.Conn
+	wal       *os.File
+	full      bool         // wconn's mode is synchronous=FULL (writer only)
+	flagDelay atomic.Int64 // DeferFlagSync; 0: every commit synced
+	syncs     atomic.Int64 // WAL syncs of deferred commits (tests)
+
 	ops      chan *op
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -74,6 +83,10 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 		index: newIndex(defaultIndexMax), now: time.Now, stmts: database.NewStmts(db),
 		ops: make(chan *op, opQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	s.feed.index = s.index
+	s.flagDelay.Store(int64(DefaultFlagSyncDelay))
+	if err := s.openWriter(ctx); err != nil {
+		return nil, err
+	}
 	go s.writer()
 	return s, nil
 }
@@ -81,10 +94,15 @@ func Open(ctx context.Context, db *sql.DB, dataDir string, log *slog.Logger) (*S
 // Close lets the writer finish the changes already queued, then stops it.
 // The database is the caller's to close, after this.
 func (s *Store) Close() error {
-	s.stopOnce.Do(func() { close(s.stop) })
+	var err error
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = s.closeWriter()
+	})
 	<-s.done
 	s.stmts.Close()
-	return nil
+	return err
 }
 
 // Blobs is the body store; delivery writes bodies into it before Deliver.
@@ -98,6 +116,7 @@ type op struct {
 	fn    func(tx *wtx) error
 	after []func()
 	dirs  []string
+	lazy  bool // flags only: may commit without a sync (flagsync.go)
 	err   error
 	done  chan struct{}
 }
@@ -105,7 +124,17 @@ type op struct {
 // write queues fn and waits until it is committed (or failed). dirs are
 // blob directories whose renames must be synced before the commit.
 func (s *Store) write(ctx context.Context, dirs []string, fn func(tx *wtx, o *op) error) error {
-	o := &op{ctx: ctx, dirs: dirs, done: make(chan struct{})}
+	return s.submit(ctx, &op{dirs: dirs}, fn)
+}
+
+// writeFlags is write for a change of flags only, which may be committed
+// with its sync deferred (see DeferFlagSync).
+func (s *Store) writeFlags(ctx context.Context, fn func(tx *wtx, o *op) error) error {
+	return s.submit(ctx, &op{lazy: true}, fn)
+}
+
+func (s *Store) submit(ctx context.Context, o *op, fn func(tx *wtx, o *op) error) error {
+	o.ctx, o.done = ctx, make(chan struct{})
 	o.fn = func(tx *wtx) error { return fn(tx, o) }
 	select {
 	case s.ops <- o:
@@ -122,13 +151,21 @@ func (s *Store) write(ctx context.Context, dirs []string, fn func(tx *wtx, o *op
 
 // writer is the single goroutine that commits changes: it takes what is
 // waiting (up to maxBatch), syncs the blob directories once, runs every
-// change in one transaction, commits once, then answers each.
+// change in one transaction, commits once, then answers each. After a
+// commit whose sync was deferred it syncs the WAL within the delay.
 func (s *Store) writer() {
 	defer close(s.done)
+	syncTimer := time.NewTimer(time.Hour)
+	syncTimer.Stop()
+	pending := false // a deferred commit waits for its sync
 	for {
 		var first *op
 		select {
 		case first = <-s.ops:
+		case <-syncTimer.C:
+			s.syncWAL()
+			pending = false
+			continue
 		case <-s.stop:
 			// Drain what was queued before the stop.
 			for {
@@ -136,6 +173,7 @@ func (s *Store) writer() {
 				case o := <-s.ops:
 					s.commit([]*op{o})
 				default:
+					s.syncWAL()
 					return
 				}
 			}
@@ -150,11 +188,15 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
-		s.commit(batch)
+		if s.commit(batch) && !pending {
+			pending = true
+			syncTimer.Reset(time.Duration(s.flagDelay.Load()))
+		}
 	}
 }
 
-func (s *Store) commit(batch []*op) {
+// commit runs and commits one batch; true when its sync was deferred.
+func (s *Store) commit(batch []*op) (deferred bool) {
 	if s.beforeCommit != nil {
 		s.beforeCommit()
 	}
@@ -198,11 +240,17 @@ func (s *Store) commit(batch []*op) {
 	}()
 	// The shared transaction must not die with one caller's context.
 	ctx := context.Background()
-	sqltx, err := s.db.BeginTx(ctx, nil)
+	deferred = s.deferrable(batch)
+	if err := s.setSync(ctx, !deferred); err != nil {
+		<-dirSync
+		finish(err)
+		return false
+	}
+	sqltx, err := s.wconn.BeginTx(ctx, nil)
 	if err != nil {
 		<-dirSync
 		finish(fmt.Errorf("mailstore: begin: %w", err))
-		return
+		return false
 	}
 	tx := &wtx{q: s.stmts.Tx(sqltx), ctx: ctx}
 	// A batch of one needs no savepoint: its failure is the batch's.
@@ -218,7 +266,7 @@ func (s *Store) commit(batch []*op) {
 				sqltx.Rollback()
 				<-dirSync
 				finish(nil)
-				return
+				return false
 			}
 			break
 		}
@@ -233,27 +281,27 @@ func (s *Store) commit(batch []*op) {
 				sqltx.Rollback()
 				<-dirSync
 				finish(fmt.Errorf("mailstore: rollback to savepoint: %w", rerr))
-				return
+				return false
 			}
 		}
 		if _, err := tx.Exec("RELEASE SAVEPOINT op"); err != nil {
 			sqltx.Rollback()
 			<-dirSync
 			finish(fmt.Errorf("mailstore: release savepoint: %w", err))
-			return
+			return false
 		}
 	}
 	if err := <-dirSync; err != nil {
 		sqltx.Rollback()
 		finish(err)
-		return
+		return false
 	}
 	if err := sqltx.Commit(); err != nil {
 		for _, o := range batch {
 			o.after = nil
 		}
 		finish(fmt.Errorf("mailstore: commit: %w", err))
-		return
+		return false
 	}
 	// After the commit, in batch order: change-feed publication (so sessions
 	// see changes in commit order) and blob removal.
@@ -265,6 +313,7 @@ func (s *Store) commit(batch []*op) {
 		}
 	}
 	finish(nil)
+	return deferred
 }
 
 // nextModSeq takes the account's next MODSEQ (RFC 7162 3.1: strictly

@@ -190,6 +190,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		s.DB.Close()
 		return nil, err
 	}
+	s.Mail.DeferFlagSync(cfg.Mailstore.FlagSyncDelay.D())
 	if s.Queue, err = queue.Open(ctx, s.DB); err != nil {
 		s.closeStores()
 		return nil, err
