@@ -150,3 +150,25 @@ func TestUncleanStopMovesModSeq(t *testing.T) {
 		t.Fatalf("after an unclean stop MODSEQ %d, want more than %d", got, before+lostModSeqGap)
 	}
 }
+
+// TestSplitBatch: flag changes that may wait for their sync commit ahead of
+// the rest of their batch, each part in its order; with no delay, or with
+// one kind only, the batch stays whole.
+func TestSplitBatch(t *testing.T) {
+	e := newEnv(t)
+	e.s.DeferFlagSync(time.Second)
+	f1, f2, d1, d2 := &op{lazy: true}, &op{lazy: true}, &op{}, &op{}
+	got := e.s.split([]*op{d1, f1, d2, f2})
+	if len(got) != 2 || len(got[0]) != 2 || got[0][0] != f1 || got[0][1] != f2 || got[1][0] != d1 || got[1][1] != d2 {
+		t.Fatalf("split = %v", got)
+	}
+	for _, b := range [][]*op{{f1, f2}, {d1, d2}, {d1}} {
+		if got := e.s.split(b); len(got) != 1 || len(got[0]) != len(b) {
+			t.Fatalf("split of one kind = %v", got)
+		}
+	}
+	e.s.DeferFlagSync(0)
+	if got := e.s.split([]*op{d1, f1}); len(got) != 1 {
+		t.Fatalf("split with no delay = %v", got)
+	}
+}

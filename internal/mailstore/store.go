@@ -188,11 +188,38 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
-		if s.commit(batch) && !pending {
-			pending = true
-			syncTimer.Reset(time.Duration(s.flagDelay.Load()))
+		// Changes waiting together were made concurrently, so any order
+		// of them is one their callers could have seen. Flag changes go
+		// first, in a commit of their own when their sync may wait: a STORE
+		// then does not wait for the fsync of a delivery that came in
+		// beside it.
+		for _, b := range s.split(batch) {
+			if s.commit(b) && !pending {
+				pending = true
+				syncTimer.Reset(time.Duration(s.flagDelay.Load()))
+			}
 		}
 	}
+}
+
+// split orders a batch for commit: the flag changes whose sync may wait,
+// then the rest, each part in the order it came.
+func (s *Store) split(batch []*op) [][]*op {
+	if s.flagDelay.Load() <= 0 || len(batch) == 1 {
+		return [][]*op{batch}
+	}
+	var lazy, rest []*op
+	for _, o := range batch {
+		if o.lazy {
+			lazy = append(lazy, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	if len(lazy) == 0 || len(rest) == 0 {
+		return [][]*op{batch}
+	}
+	return [][]*op{lazy, rest}
 }
 
 // commit runs and commits one batch; true when its sync was deferred.

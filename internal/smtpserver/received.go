@@ -12,7 +12,7 @@ import (
 // "MUST insert ... at the beginning of the message content"):
 //
 //	Received: from <helo> (<rdns or unknown> [<ip>])
-//		(using TLS1.3 with cipher TLS_AES_128_GCM_SHA256)
+//		(using TLS1.3)
 //		by <host> with ESMTPSA id <id>
 //		for <rcpt>
 //		tls TLS_AES_128_GCM_SHA256; <date>
@@ -43,11 +43,14 @@ func receivedHeader(env *delivery.Envelope, host string) string {
 	b.WriteString(" [")
 	b.WriteString(addressLiteral(env))
 	b.WriteString("])")
+	version, cipher, _ := strings.Cut(env.TLS, " ")
+	// The cipher suite goes in the "tls" clause below when it has a name
+	// that clause takes, else in this comment.
+	tlsClause := tlsCipherName(cipher)
 	if env.TLS != "" {
-		version, cipher, _ := strings.Cut(env.TLS, " ")
 		b.WriteString("\r\n\t(using ")
 		b.WriteString(headerSafe(version, false, 32))
-		if cipher != "" {
+		if cipher != "" && !tlsClause {
 			b.WriteString(" with cipher ")
 			b.WriteString(headerSafe(cipher, false, 64))
 		}
@@ -71,7 +74,7 @@ func receivedHeader(env *delivery.Envelope, host string) string {
 	}
 	// RFC 8314 4.3: the "tls" clause names the cipher suite (SHOULD, on
 	// submission; harmless on MX).
-	if _, cipher, _ := strings.Cut(env.TLS, " "); tlsCipherName(cipher) {
+	if tlsClause {
 		b.WriteString("\r\n\ttls ")
 		b.WriteString(cipher)
 	}

@@ -35,7 +35,7 @@ func TestReceivedHeader(t *testing.T) {
 		{"ESMTPSA with TLS comment, two recipients", func(e *delivery.Envelope) {
 			e.TLS, e.Auth, e.Account = "TLS1.3 TLS_AES_128_GCM_SHA256", true, "alice@example.test"
 			e.Recipients = append(e.Recipients, delivery.Recipient{Address: "carol@example.test"})
-		}, "Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3 with cipher TLS_AES_128_GCM_SHA256)\r\n\tby mail.example.test with ESMTPSA id abc123\r\n\ttls TLS_AES_128_GCM_SHA256; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
+		}, "Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3)\r\n\tby mail.example.test with ESMTPSA id abc123\r\n\ttls TLS_AES_128_GCM_SHA256; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
 		{"HELO, no rDNS, IPv6", func(e *delivery.Envelope) {
 			e.ESMTP, e.RemoteHost, e.RemoteIP = false, "", netip.MustParseAddr("2001:db8::1")
 		}, "Received: from client.example.net (unknown [IPv6:2001:db8::1])\r\n\tby mail.example.test with SMTP id abc123\r\n\tfor <bob@example.test>; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
@@ -52,14 +52,14 @@ func TestReceivedHeader(t *testing.T) {
 		{"UTF8SMTPSA", func(e *delivery.Envelope) {
 			e.SMTPUTF8, e.TLS, e.Auth = true, "TLS1.2 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", true
 			e.Recipients = []delivery.Recipient{{Address: "jörg@exämple.test"}}
-		}, "Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.2 with cipher TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)\r\n\tby mail.example.test with UTF8SMTPSA id abc123\r\n\tfor <jörg@exämple.test>\r\n\ttls TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
+		}, "Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.2)\r\n\tby mail.example.test with UTF8SMTPSA id abc123\r\n\tfor <jörg@exämple.test>\r\n\ttls TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
 		{"non-ASCII recipient without SMTPUTF8 omitted", func(e *delivery.Envelope) {
 			e.Recipients = []delivery.Recipient{{Address: "jörg@example.test"}}
 		}, "Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\tby mail.example.test with ESMTP id abc123; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
 		{"ESMTPS", func(e *delivery.Envelope) { e.TLS = "TLS1.3 TLS_AES_256_GCM_SHA384" },
-			"Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n\tby mail.example.test with ESMTPS id abc123\r\n\tfor <bob@example.test>\r\n\ttls TLS_AES_256_GCM_SHA384; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
+			"Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3)\r\n\tby mail.example.test with ESMTPS id abc123\r\n\tfor <bob@example.test>\r\n\ttls TLS_AES_256_GCM_SHA384; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
 		{"unknown suite as hex, junk dropped", func(e *delivery.Envelope) { e.TLS = "TLS1.3 0x13FF" },
-			"Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3 with cipher 0x13FF)\r\n\tby mail.example.test with ESMTPS id abc123\r\n\tfor <bob@example.test>\r\n\ttls 0x13FF; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
+			"Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3)\r\n\tby mail.example.test with ESMTPS id abc123\r\n\tfor <bob@example.test>\r\n\ttls 0x13FF; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
 		{"cipher junk dropped from the clause", func(e *delivery.Envelope) { e.TLS = "TLS1.3 A;B" },
 			"Received: from client.example.net (ptr.example.net [192.0.2.7])\r\n\t(using TLS1.3 with cipher A?B)\r\n\tby mail.example.test with ESMTPS id abc123\r\n\tfor <bob@example.test>; Tue, 04 Mar 2025 05:06:07 +0100\r\n"},
 	}
