@@ -11,6 +11,7 @@ package database
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -26,6 +27,12 @@ const idleConns = 16
 
 // FileName is the database's name inside the data directory.
 const FileName = "posta.db"
+
+// LockName is the lock file inside the data directory (see Lock).
+const LockName = "posta.lock"
+
+// ErrLocked: another process (a running server) holds the data directory.
+var ErrLocked = errors.New("the data directory is in use by a running posta serve")
 
 // Open opens (creating if needed) the database in dataDir.
 //

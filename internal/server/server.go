@@ -47,6 +47,7 @@ type Server struct {
 	Config    *config.Config
 	Log       *slog.Logger
 	DB        *sql.DB
+	unlock    func() // the data directory's lock (database.Lock)
 	Directory *directory.Directory
 	TLS       *tlsconf.Manager
 	Guard     *guard.Guard
@@ -179,15 +180,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
+	// One server per data directory: the mail store keeps state in memory
+	// that a second writer would make stale.
+	if s.unlock, err = database.Lock(dataDir); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
 	if s.DB, err = database.Open(dataDir); err != nil {
+		s.unlock()
 		return nil, err
 	}
 	if s.Directory, err = directory.Open(ctx, s.DB); err != nil {
-		s.DB.Close()
+		s.closeStores()
 		return nil, err
 	}
 	if s.Mail, err = mailstore.Open(ctx, s.DB, dataDir, log); err != nil {
-		s.DB.Close()
+		s.closeStores()
 		return nil, err
 	}
 	s.Mail.DeferFlagSync(cfg.Mailstore.FlagSyncDelay.D())
@@ -440,6 +447,7 @@ func (s *Server) closeStores() error {
 	if err := s.DB.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("database: %w", err))
 	}
+	s.unlock()
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"posta/internal/config"
+	"posta/internal/database"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -355,4 +357,30 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestOneServerPerDataDir: a second server on the same data directory is
+// refused while the first runs, and starts once it closed.
+func TestOneServerPerDataDir(t *testing.T) {
+	cfg := testConfig(t)
+	first, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := *cfg
+	if s, err := New(context.Background(), &cfg2, nil); !errors.Is(err, database.ErrLocked) {
+		if s != nil {
+			s.Close()
+		}
+		first.Close()
+		t.Fatalf("second server on the same data directory: %v, want ErrLocked", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(context.Background(), &cfg2, nil)
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
 }
