@@ -47,7 +47,7 @@ Start it with "posta serve" (no configuration needed), then add a domain and a u
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newServeCmd(g), newInitCmd(g), newCheckCmd(g), newDomainCmd(g), newUserCmd(g), newAliasCmd(g), newQueueCmd(g), newVersionCmd(g))
+	root.AddCommand(newServeCmd(g), newInitCmd(g), newCheckCmd(g), newDomainCmd(g), newUserCmd(g), newAliasCmd(g), newQueueCmd(g), newMailCmd(g), newVersionCmd(g))
 	cobra.EnableCommandSorting = false
 	markArgErrors(root)
 	return root

@@ -11,7 +11,7 @@ import (
 
 // layers: a package may import Posta packages of a lower layer only.
 var layers = map[string]int{
-	"config": 0, "conntrack": 0, "pipenet": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0,
+	"config": 0, "conntrack": 0, "pipenet": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0, "mbox": 0, "maildir": 0,
 	"directory": 1, "mailstore": 1, "queue": 1, "files": 1, "mailauth": 1,
 	"delivery": 2, "queue/mx": 2,
 	"smtpserver": 3, "pop3server": 3, "imapserver": 3, "imapwire": 0, "ftpserver": 3, "sftpserver": 3,
@@ -25,6 +25,8 @@ var outside = map[string][]string{
 	"config":     {"github.com/pelletier/go-toml/v2"},
 	"database":   {"modernc.org/sqlite"},
 	"blob":       {},
+	"mbox":       {},
+	"maildir":    {},
 	"conntrack":  {},
 	"pipenet":    {},
 	"guard":      {},
