@@ -2,11 +2,18 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"mime"
+	"mime/multipart"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -28,6 +35,7 @@ import (
 	"posta/internal/queue"
 	"posta/internal/server"
 	"posta/internal/tlsconf"
+	"posta/internal/tlsrpt"
 )
 
 // testDNS is an authoritative-looking DNS server for the test's zones,
@@ -732,5 +740,67 @@ func TestTwoInstancesQueueSurvivesKill9(t *testing.T) {
 	}
 	if msgs, err := q.List(context.Background()); err != nil || len(msgs) != 0 {
 		t.Errorf("A's queue after delivery = %+v, %v; want empty", msgs, err)
+	}
+}
+
+// TestTwoInstancesTLSReport: b.test asks for SMTP TLS reports (RFC 8460)
+// by mail to bob; after A delivered to B over STARTTLS, A's report of the
+// day reaches bob, DKIM-signed as a.test (RFC 8460 3), with the session
+// counted as a success under no policy.
+func TestTwoInstancesTLSReport(t *testing.T) {
+	ti := startTwoInstances(t)
+	to, _ := postatest.UserAddress("bob", "b.test")
+	ti.dns.add(t, `_smtp._tls.b.test. 300 IN TXT "v=TLSRPTv1; rua=mailto:`+to+`"`)
+	from, pw := postatest.UserAddress("alice", "a.test")
+	submitAs(t, ti.a, from, pw, to, "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: tls\r\n\r\nhi\r\n")
+	ti.b.WaitMessages(t, to, "INBOX", 1)
+	waitQueueEmpty(t, ti.a)
+	if ti.a.TLSReports == nil {
+		t.Fatal("the queue runs without a TLS reporter")
+	}
+	if err := ti.a.TLSReports.SendDay(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := ti.b.WaitMessages(t, to, "INBOX", 2)
+	rep := got[1]
+	h := headerBlock(rep)
+	for _, want := range []string{"TLS-Report-Domain: b.test", "TLS-Report-Submitter: a.test", "Subject: Report Domain: b.test Submitter: a.test Report-ID: <",
+		`report-type="tlsrpt"`, "From: <postmaster@a.test>"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("report header lacks %q:\n%s", want, h)
+		}
+	}
+	ar := regexp.MustCompile(`(?mi)^Authentication-Results: mx\.b\.test;.*$`).FindString(h)
+	if !strings.Contains(ar, "dkim=pass") || !strings.Contains(ar, "header.d=a.test") {
+		t.Errorf("report not DKIM-verified as a.test: %q", ar)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, _ := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	mr.NextPart()
+	p, err := mr.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report tlsrpt.Report
+	if err := json.NewDecoder(zr).Decode(&report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Policies) != 1 {
+		t.Fatalf("report policies %+v", report.Policies)
+	}
+	pe := report.Policies[0]
+	if pe.Policy.Type != tlsrpt.PolicyNone || pe.Policy.Domain != "b.test" || pe.Summary.Successful < 1 || pe.Summary.Failed != 0 {
+		t.Errorf("report policy %+v", pe)
+	}
+	if report.ContactInfo != "postmaster@a.test" || report.OrganizationName != "a.test" {
+		t.Errorf("report %+v", report)
 	}
 }

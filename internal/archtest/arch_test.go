@@ -12,7 +12,7 @@ import (
 // layers: a package may import Posta packages of a lower layer only.
 var layers = map[string]int{
 	"config": 0, "conntrack": 0, "pipenet": 0, "database": 0, "blob": 0, "guard": 0, "sasl": 0, "tlsconf": 0, "message": 0, "mbox": 0, "maildir": 0,
-	"directory": 1, "mailstore": 1, "queue": 1, "files": 1, "mailauth": 1,
+	"directory": 1, "mailstore": 1, "queue": 1, "files": 1, "mailauth": 1, "tlsrpt": 1,
 	"delivery": 2, "queue/mx": 2,
 	"smtpserver": 3, "pop3server": 3, "imapserver": 3, "imapwire": 0, "ftpserver": 3, "sftpserver": 3,
 	"server":    4,
@@ -36,6 +36,7 @@ var outside = map[string][]string{
 	"directory":  {"golang.org/x/crypto/argon2"},
 	"mailauth":   {"github.com/emersion/go-msgauth", "blitiri.com.ar/go/spf", "golang.org/x/net/idna", "golang.org/x/net/publicsuffix"},
 	"mailstore":  {},
+	"tlsrpt":     {},
 	"imapwire":   {},
 	"pop3server": {},
 	"ftpserver":  {},

@@ -90,6 +90,8 @@ type Queue struct {
 	DNSServer string `toml:"dns_server" comment:"DNS resolver (\"host:port\") for outbound delivery and inbound SPF/DKIM/DMARC checks; empty uses the system resolver.\nA local validating resolver (127.0.0.1:53, e.g. unbound) also turns DANE on for outbound mail."`
 	// RemotePort is the TCP port outbound mail is sent to on MX hosts.
 	RemotePort int `toml:"remote_port" comment:"Port of other domains' MX hosts (RFC 5321: 25). Change it only for tests or a relay on another port."`
+	// TLSReports sends SMTP TLS reports (RFC 8460).
+	TLSReports bool `toml:"tls_reports" comment:"Send a daily SMTP TLS report (RFC 8460) to each domain that asks for one with a _smtp._tls record:\nhow TLS went with its servers. Mailed reports come from postmaster@ of the local domain of hostname\n(else the first local domain), DKIM-signed."`
 }
 
 // SMTP settings.
@@ -230,7 +232,7 @@ func Default() *Config {
 		},
 		Shutdown:  Shutdown{Grace: Duration(10 * 1e9)},
 		Mailstore: Mailstore{FlagSyncDelay: Duration(200 * 1e6)},
-		Queue:     Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4, RemotePort: 25},
+		Queue:     Queue{Enabled: true, MaxAge: Duration(5 * 24 * 3600 * 1e9), DelayNotice: Duration(4 * 3600 * 1e9), Workers: 4, RemotePort: 25, TLSReports: true},
 		SMTP: SMTP{Enabled: true, Port: 25, SubmissionPort: 587, SubmissionsPort: 465, SenderMustOwn: true, CheckInbound: true,
 			Limits: SMTPLimits{
 				MaxMessageSize: 50 << 20,

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"posta/internal/queue"
 	"posta/internal/queue/mx"
 	"posta/internal/tlsconf"
+	"posta/internal/tlsrpt"
 )
 
 // Protocol is one protocol server on one listener. Serve blocks until
@@ -74,6 +76,11 @@ type Server struct {
 	queueStop context.CancelFunc
 	queueDone chan struct{}
 	transport *mx.Transport
+	// TLSReports records outbound TLS results and sends the daily reports
+	// (RFC 8460); nil when [queue] tls_reports is off or the queue does
+	// not run.
+	TLSReports  *tlsrpt.Reporter
+	reportsDone chan struct{}
 	// outbound replaces the MX transport (tests).
 	outbound queue.Transport
 	// queueClock replaces the queue worker's clock (tests).
@@ -380,17 +387,35 @@ func (s *Server) startQueue() error {
 		return fmt.Errorf("queue: DKIM keys: %w", err)
 	}
 	signer := mailauth.NewSigner(localKeys{keys, s.Directory})
+	var resolver mx.Resolver = mx.NetResolver{}
+	if q.DNSServer != "" {
+		resolver = &mx.DNSResolver{Server: q.DNSServer}
+	}
+	if q.TLSReports {
+		if s.TLSReports, err = s.openTLSReports(resolver); err != nil {
+			return err
+		}
+	}
 	transport := s.outbound
 	if transport == nil {
-		mo := mx.Options{Hostname: s.Config.Hostname, Port: q.RemotePort, Logger: s.Log.With("component", "mx")}
-		if q.DNSServer != "" {
-			mo.Resolver = &mx.DNSResolver{Server: q.DNSServer}
+		mo := mx.Options{Hostname: s.Config.Hostname, Port: q.RemotePort, Logger: s.Log.With("component", "mx"), Resolver: resolver}
+		if s.TLSReports != nil {
+			mo.TLSReport = s.TLSReports.Record
 		}
 		s.transport = mx.New(mo)
 		transport = s.transport
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.queueStop, s.queueDone = cancel, make(chan struct{})
+	if s.TLSReports != nil {
+		s.reportsDone = make(chan struct{})
+		go func() {
+			defer close(s.reportsDone)
+			if err := s.TLSReports.Run(ctx); err != nil {
+				s.Log.Warn("tls reports: last results not saved", "err", err)
+			}
+		}()
+	}
 	opts := queue.RunOptions{
 		Transport: transport,
 		Blobs:     s.Mail.Blobs(),
@@ -429,6 +454,9 @@ func (s *Server) stopQueue() {
 	}
 	s.queueStop()
 	<-s.queueDone
+	if s.reportsDone != nil {
+		<-s.reportsDone
+	}
 	if s.transport != nil {
 		s.transport.Close()
 	}
@@ -457,4 +485,43 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return s.Shutdown(ctx)
+}
+
+// openTLSReports sets up SMTP TLS Reporting: reports are mailed from
+// postmaster@ the reporting domain through Delivery (to the queue, which
+// DKIM-signs them as RFC 8460 3 requires).
+func (s *Server) openTLSReports(resolver mx.Resolver) (*tlsrpt.Reporter, error) {
+	return tlsrpt.Open(context.Background(), tlsrpt.Options{
+		DB:        s.DB,
+		LookupTXT: resolver.LookupTXT,
+		Hostname:  s.Config.Hostname,
+		Submitter: s.reportingDomain,
+		Logger:    s.Log.With("component", "tlsrpt"),
+		Mail: func(ctx context.Context, from, to string, msg []byte) error {
+			env := &delivery.Envelope{MailFrom: from, Recipients: []delivery.Recipient{{Address: to}}, Account: "MAILER-DAEMON",
+				Auth: true, Listener: "tlsrpt", ReceivedAt: time.Now(), Size: int64(len(msg))}
+			return s.Delivery.Deliver(ctx, env, bytes.NewReader(msg))
+		},
+	})
+}
+
+// reportingDomain is the local domain the host name is in (mx.example.com
+// reports as example.com), else the first local domain; "" without any.
+func (s *Server) reportingDomain(ctx context.Context) string {
+	h := strings.ToLower(strings.TrimSuffix(s.Config.Hostname, "."))
+	for h != "" {
+		if ok, err := s.Directory.IsLocalDomain(ctx, h); err == nil && ok {
+			return h
+		}
+		_, rest, found := strings.Cut(h, ".")
+		if !found {
+			break
+		}
+		h = rest
+	}
+	ds, err := s.Directory.Domains(ctx)
+	if err != nil || len(ds) == 0 {
+		return ""
+	}
+	return ds[0].Name
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"posta/internal/queue"
+	"posta/internal/tlsrpt"
 )
 
 // Timeouts bound each step of a session. A zero field takes the default,
@@ -72,6 +73,9 @@ type Options struct {
 	// IdleTime is how long a connection is kept for the next message to
 	// the same domain; default 30s; negative turns reuse off.
 	IdleTime time.Duration
+	// TLSReport, when set, is told how TLS went in every session (SMTP TLS
+	// Reporting, RFC 8460; internal/tlsrpt counts and sends).
+	TLSReport func(tlsrpt.Result)
 	// Logger gets one line per delivery attempt; default slog.Default().
 	Logger *slog.Logger
 }
@@ -101,6 +105,7 @@ type Transport struct {
 	idleTime time.Duration
 	log      *slog.Logger
 	sts      *stsCache
+	report   func(tlsrpt.Result)
 
 	mu      sync.Mutex
 	closed  bool
@@ -124,6 +129,7 @@ func New(o Options) *Transport {
 		maxConns: o.MaxConnsPerDomain,
 		idleTime: o.IdleTime,
 		log:      o.Logger,
+		report:   o.TLSReport,
 		domains:  map[string]*domainConns{},
 	}
 	if t.hostname == "" {

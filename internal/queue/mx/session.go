@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"posta/internal/tlsrpt"
 )
 
 // How the peer's certificate was checked.
@@ -187,6 +189,9 @@ func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bo
 		return d.sessionFailure(s, "ehlo", err)
 	}
 	offered, _ := c.extension("STARTTLS")
+	if !offered {
+		d.tlsResult(s, p, tlsrpt.StartTLSNotSupported, "STARTTLS not offered")
+	}
 	if plain || !offered {
 		if p.mustTLS() {
 			why := "STARTTLS is not offered"
@@ -205,6 +210,7 @@ func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bo
 			return d.sessionFailure(s, "starttls", err)
 		}
 		s.note("starttls", re.r.code)
+		d.tlsResult(s, p, tlsrpt.StartTLSNotSupported, fmt.Sprintf("STARTTLS refused: %d", re.r.code))
 		// RFC 3207 4: after a refusal the session goes on in clear,
 		// unless this host must have TLS.
 		if p.mustTLS() {
@@ -225,6 +231,9 @@ func (d *delivery) open(ctx context.Context, s *session, p *hostPolicy, plain bo
 	tc := tls.Client(s.cc, cfg)
 	s.cc.SetDeadline(time.Now().Add(t.timeouts.Greeting))
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if ctx.Err() == nil {
+			d.tlsResult(s, p, tlsrpt.ValidationFailure, "TLS handshake: "+err.Error())
+		}
 		f := d.sessionFailure(s, "tls", err)
 		// RFC 7672 2.2: be ready to retry in clear after STARTTLS
 		// fails, where no policy asks for TLS.
@@ -264,21 +273,29 @@ func (d *delivery) checkCert(s *session, p *hostPolicy, state tls.ConnectionStat
 		// RFC 7672 3.2: with a usable secure TLSA record, the records
 		// decide; MTA-STS cannot override a failing DANE check.
 		if err := verifyDANE(state.PeerCertificates, p.dane, []string{p.host, p.domain}); err != nil {
+			d.tlsResult(s, p, tlsrpt.ValidationFailure, "DANE: "+err.Error())
 			return &failure{enhanced: "4.7.5", remote: p.host, requireTLS: p.requireTLS,
 				text: fmt.Sprintf("DANE: the certificate of %s does not match its TLSA records: %v", p.host, err),
 				err:  fmt.Errorf("mx: dane %s: %w", p.host, err)}
 		}
 		s.auth = authDANE
+		d.tlsResult(s, p, "", "")
 	case p.daneTLS:
 		// RFC 7672 2.2: secure but unusable records ask for TLS only.
+		d.tlsResult(s, p, "", "")
 	case p.sts != nil && p.sts.Mode == stsEnforce && pkixErr != nil:
 		// RFC 8461 4.2, 5: enforce needs a valid certificate.
+		d.tlsResult(s, p, certResult(pkixErr), pkixErr.Error())
 		return &failure{enhanced: "4.7.5", remote: p.host, requireTLS: p.requireTLS,
 			text: fmt.Sprintf("MTA-STS: the certificate of %s is not valid: %v", p.host, pkixErr),
 			err:  fmt.Errorf("mx: mta-sts %s: %w", p.host, pkixErr)}
 	case p.sts != nil && pkixErr != nil:
 		// RFC 8461 5: testing mode reports and delivers.
 		d.t.log.Warn("mta-sts testing: certificate not valid", "domain", p.domain, "mx", p.host, "err", pkixErr)
+		d.tlsResult(s, p, certResult(pkixErr), pkixErr.Error())
+	default:
+		// Negotiated as the policy asks (with no policy, any TLS is).
+		d.tlsResult(s, p, "", "")
 	}
 	if pkixErr != nil && s.auth == authUnverified {
 		s.certErr = pkixErr
