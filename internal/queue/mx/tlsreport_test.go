@@ -73,38 +73,25 @@ func TestTLSReportResults(t *testing.T) {
 		check(t, &r, want{policyType: tlsrpt.PolicyNone, typ: tlsrpt.StartTLSNotSupported})
 	})
 	stsPolicy := []string{"version: STSv1", "mode: enforce", "mx: mx1.example.test", "max_age: 86400"}
-	t.Run("MTA-STS, valid", func(t *testing.T) {
+	stsCase := func(t *testing.T, cert func(*testCA) tls.Certificate, typ string) {
 		var r reports
 		ca := newCA(t)
-		mx := newFakeMX(t, fakeMXConfig{cert: ptr(ca.issue(t, "mx1.example.test"))})
+		mx := newFakeMX(t, fakeMXConfig{cert: ptr(cert(ca))})
 		hc, _ := stsServer(t, ca, "mta-sts.example.test", enforceMX1)
 		e := newEnv(t, func(o *Options) { o.HTTPClient = hc; o.RootCAs = ca.pool; report(o, &r) })
 		e.oneMX("example.test", "mx1.example.test", "192.0.2.1", mx)
 		e.res.txt["_mta-sts.example.test"] = []string{"v=STSv1; id=20240101T000000;"}
 		send(t, e, envelope("bob@example.test"))
-		check(t, &r, want{policyType: tlsrpt.PolicySTS, policy: stsPolicy, patterns: []string{"mx1.example.test"}})
+		check(t, &r, want{policyType: tlsrpt.PolicySTS, typ: typ, policy: stsPolicy, patterns: []string{"mx1.example.test"}})
+	}
+	t.Run("MTA-STS, valid", func(t *testing.T) {
+		stsCase(t, func(ca *testCA) tls.Certificate { return ca.issue(t, "mx1.example.test") }, "")
 	})
 	t.Run("MTA-STS, untrusted certificate", func(t *testing.T) {
-		var r reports
-		ca := newCA(t)
-		mx := newFakeMX(t, fakeMXConfig{cert: ptr(selfSigned(t, "mx1.example.test"))})
-		hc, _ := stsServer(t, ca, "mta-sts.example.test", enforceMX1)
-		e := newEnv(t, func(o *Options) { o.HTTPClient = hc; o.RootCAs = ca.pool; report(o, &r) })
-		e.oneMX("example.test", "mx1.example.test", "192.0.2.1", mx)
-		e.res.txt["_mta-sts.example.test"] = []string{"v=STSv1; id=20240101T000000;"}
-		send(t, e, envelope("bob@example.test"))
-		check(t, &r, want{policyType: tlsrpt.PolicySTS, typ: tlsrpt.CertificateNotTrusted, policy: stsPolicy, patterns: []string{"mx1.example.test"}})
+		stsCase(t, func(*testCA) tls.Certificate { return selfSigned(t, "mx1.example.test") }, tlsrpt.CertificateNotTrusted)
 	})
 	t.Run("MTA-STS, wrong name", func(t *testing.T) {
-		var r reports
-		ca := newCA(t)
-		mx := newFakeMX(t, fakeMXConfig{cert: ptr(ca.issue(t, "other.example.test"))})
-		hc, _ := stsServer(t, ca, "mta-sts.example.test", enforceMX1)
-		e := newEnv(t, func(o *Options) { o.HTTPClient = hc; o.RootCAs = ca.pool; report(o, &r) })
-		e.oneMX("example.test", "mx1.example.test", "192.0.2.1", mx)
-		e.res.txt["_mta-sts.example.test"] = []string{"v=STSv1; id=20240101T000000;"}
-		send(t, e, envelope("bob@example.test"))
-		check(t, &r, want{policyType: tlsrpt.PolicySTS, typ: tlsrpt.CertificateHostMismatch, policy: stsPolicy, patterns: []string{"mx1.example.test"}})
+		stsCase(t, func(ca *testCA) tls.Certificate { return ca.issue(t, "other.example.test") }, tlsrpt.CertificateHostMismatch)
 	})
 	daneCase := func(t *testing.T, cert, named tls.Certificate, typ string) {
 		var r reports
