@@ -151,6 +151,33 @@ var replyLine = regexp.MustCompile(`^([1-5][0-9][0-9][ -]| )`)
 
 type loopConn struct{ net.Conn }
 
+// errLog keeps the server's error lines (a panic's stack among them) for
+// the failing input's report.
+var errLog lockedBuffer
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) reset() {
+	l.mu.Lock()
+	l.b.Reset()
+	l.mu.Unlock()
+}
+
 func (loopConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
 func (loopConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 21} }
 
@@ -162,6 +189,7 @@ func FuzzSession(f *testing.F) {
 		f.Add(s + "\r\n")
 	}
 	f.Add("MKD a\r\nCWD a\r\nTYPE A\r\nREST 5\r\nSTAT\r\nRNFR .\r\nRNTO b\r\nSIZE ..\r\nLIST\r\n")
+	f.Add("ALLO  \r\nALLO \r\nHASH  \r\nOPTS  \r\nTYPE  \r\nSITE  \r\n") // arguments of spaces only
 	data := f.TempDir()
 	store, err := files.Open(files.Options{Dir: filepath.Join(data, "files")})
 	if err != nil {
@@ -172,13 +200,18 @@ func FuzzSession(f *testing.F) {
 	lim.MaxErrors, lim.MaxErrorsBeforeLogin = 1000, 1000
 	s, err := New(Options{
 		Listener: config.Listener{Name: "ftp", Protocol: "ftp"}, Directory: newMemDir(), Files: store,
-		Guard: guard.New(guard.Limits{ExemptLoopback: true}), Limits: lim, Logger: slog.New(slog.DiscardHandler),
+		Guard: guard.New(guard.Limits{ExemptLoopback: true}), Limits: lim,
+		Logger: slog.New(slog.NewTextHandler(&errLog, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { s.Close() })
 	f.Fuzz(func(t *testing.T, input string) {
+		// The server is shared by every input: count this one's panics
+		// (a sticky total would blame, and minimize to, later inputs).
+		before := s.Panics()
+		errLog.reset()
 		server, client := net.Pipe()
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -201,8 +234,8 @@ func FuzzSession(f *testing.F) {
 		}
 		client.Close()
 		wg.Wait()
-		if n := s.Panics(); n > 0 {
-			t.Fatalf("%d panics", n)
+		if n := s.Panics() - before; n > 0 {
+			t.Fatalf("%d panics:\n%s", n, errLog.String())
 		}
 	})
 }

@@ -445,6 +445,9 @@ func (ss *session) cmdSTOU(arg string) (*reply, error) {
 // fit the quota is refused at once (552).
 func (ss *session) cmdALLO(arg string) (*reply, error) {
 	f := strings.Fields(arg)
+	if len(f) == 0 {
+		return nil, errArg // "ALLO  ": an argument of spaces only
+	}
 	n, err := strconv.ParseInt(f[0], 10, 64)
 	if err != nil || n < 0 {
 		return nil, errArg
