@@ -40,12 +40,10 @@ func newIndex(max int) *index { return &index{max: max, boxes: map[int64]*indexE
 func (x *index) get(mailbox int64) ([]MessageMeta, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	e := x.boxes[mailbox]
+	e := x.use(mailbox)
 	if e == nil {
 		return nil, false
 	}
-	x.tick++
-	e.used = x.tick
 	return slices.Clone(e.metas), true
 }
 
@@ -55,20 +53,39 @@ func (x *index) get(mailbox int64) ([]MessageMeta, bool) {
 func (x *index) lookup(mailbox int64, uids []uint32) ([]MessageMeta, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	e := x.boxes[mailbox]
+	e := x.use(mailbox)
 	if e == nil {
 		return nil, false
 	}
-	x.tick++
-	e.used = x.tick
+	return pick(e.metas, uids), true
+}
+
+// use returns a cached mailbox's entry, marked as just used (for
+// eviction); nil when it is not cached. x.mu is held.
+func (x *index) use(mailbox int64) *indexEntry {
+	e := x.boxes[mailbox]
+	if e != nil {
+		x.tick++
+		e.used = x.tick
+	}
+	return e
+}
+
+// findUID finds uid in metas (ascending UID).
+func findUID(metas []MessageMeta, uid uint32) (int, bool) {
+	return slices.BinarySearchFunc(metas, uid, func(m MessageMeta, u uint32) int { return cmp.Compare(m.UID, u) })
+}
+
+// pick copies the entries of metas (ascending UID) with the given UIDs,
+// in the order given, leaving out UIDs it does not hold.
+func pick(metas []MessageMeta, uids []uint32) []MessageMeta {
 	out := make([]MessageMeta, 0, len(uids))
 	for _, u := range uids {
-		i, ok := slices.BinarySearchFunc(e.metas, u, func(m MessageMeta, u uint32) int { return cmp.Compare(m.UID, u) })
-		if ok {
-			out = append(out, e.metas[i])
+		if i, ok := findUID(metas, u); ok {
+			out = append(out, metas[i])
 		}
 	}
-	return out, true
+	return out
 }
 
 // generation is read before a listing is loaded and handed to put.
@@ -141,7 +158,7 @@ func (x *index) apply(changes []Change) {
 			x.size += len(c.Metas)
 		case FlagsChanged:
 			for _, m := range c.Metas {
-				if i, ok := slices.BinarySearchFunc(e.metas, m.UID, func(a MessageMeta, u uint32) int { return int(int64(a.UID) - int64(u)) }); ok {
+				if i, ok := findUID(e.metas, m.UID); ok {
 					e.metas[i] = m
 				}
 			}

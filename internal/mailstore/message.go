@@ -1,12 +1,10 @@
 package mailstore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -283,13 +281,7 @@ func (s *Store) Metas(ctx context.Context, mailbox int64, uids []uint32) ([]Mess
 		if err != nil {
 			return nil, err
 		}
-		out := make([]MessageMeta, 0, len(uids))
-		for _, u := range uids {
-			if i, ok := slices.BinarySearchFunc(all, u, func(m MessageMeta, u uint32) int { return cmp.Compare(m.UID, u) }); ok {
-				out = append(out, all[i])
-			}
-		}
-		return out, nil
+		return pick(all, uids), nil
 	}
 	out := make([]MessageMeta, 0, len(uids))
 	q := s.reader(ctx)
